@@ -1,0 +1,1 @@
+"""posbot: the after-care bot for POS terminal merchants."""

@@ -1,0 +1,1 @@
+"""Dialogues: form definitions (data) and the one pure engine that runs them."""
