@@ -234,6 +234,8 @@ class Conversation(Base):
     revision: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
 
+    __mapper_args__ = {"version_id_col": revision}
+
 
 class ProcessedUpdate(Base):
     __tablename__ = "processed_updates"

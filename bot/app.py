@@ -1,0 +1,183 @@
+"""Wiring: database, forms, services, outbox, scheduler; then Telegram (polling or webhook) or the terminal."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from dataclasses import dataclass
+from typing import TextIO
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.types import BotCommand
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from bot.channels.base import Messenger
+from bot.channels.telegram import TelegramMessenger
+from bot.channels.terminal import TerminalChat, TerminalMessenger
+from bot.clock import Clock, SystemClock
+from bot.config import Settings
+from bot.dialogs.loader import FormRegistry, load_forms
+from bot.handlers import errors, merchant
+from bot.i18n import Translator
+from bot.scheduling.outbox import Outbox
+from bot.services.conversation import ConversationService, sweep_abandoned
+from bot.services.merchants import MerchantIdentity
+from bot.services.repair import RepairReports
+from bot.storage.db import create_engine, session_factory, upgrade_async
+
+log = logging.getLogger("posbot")
+
+# A fake or self-hosted Bot API answers fast; the real one long-polls up to this many seconds.
+POLLING_TIMEOUT = 10
+
+
+@dataclass
+class Core:
+    settings: Settings
+    engine: AsyncEngine
+    sessions: async_sessionmaker[AsyncSession]
+    forms: FormRegistry
+    clock: Clock
+    service: ConversationService
+    outbox: Outbox
+    identity: MerchantIdentity
+    repairs: RepairReports
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+async def build_core(
+    settings: Settings,
+    messenger: Messenger,
+    clock: Clock | None = None,
+    staff_chat_id: int | None = None,
+    migrate: bool = True,
+) -> Core:
+    forms = load_forms()  # a broken form file stops start-up here, naming file, step and reason
+    settings.ensure_data_dir()
+    if migrate:
+        await upgrade_async(settings.database_url)
+    engine = create_engine(settings.database_url)
+    sessions = session_factory(engine)
+    clock = clock or SystemClock()
+    service = ConversationService(
+        sessions,
+        forms,
+        clock,
+        default_locale=settings.default_locale,
+        staff_chat_id=staff_chat_id if staff_chat_id is not None else settings.staff_chat_id,
+        abandon_after=settings.abandon_after,
+        zone=settings.zone,
+    )
+    identity = MerchantIdentity(service)
+    repairs = RepairReports(service)
+    outbox = Outbox(sessions, messenger, clock)
+    return Core(settings, engine, sessions, forms, clock, service, outbox, identity, repairs)
+
+
+def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler:
+    """Interval jobs only read due rows; the schedule itself lives in SQL."""
+    scheduler = AsyncIOScheduler(timezone=core.settings.zone)
+    if deliver_outbox:
+        scheduler.add_job(core.outbox.deliver, "interval", seconds=5, id="outbox", max_instances=1, coalesce=True)
+    scheduler.add_job(
+        sweep_abandoned, "interval", minutes=10, args=[core.service], id="abandoned", max_instances=1, coalesce=True
+    )
+    return scheduler
+
+
+def make_bot(settings: Settings) -> Bot:
+    assert settings.bot_token is not None
+    session = None
+    if settings.telegram_api_base:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_base))
+    return Bot(settings.bot_token.get_secret_value(), session=session)
+
+
+def make_dispatcher(core: Core) -> Dispatcher:
+    dispatcher = Dispatcher()
+    dispatcher["service"] = core.service
+    dispatcher["outbox"] = core.outbox
+    dispatcher["default_locale"] = core.settings.default_locale
+    dispatcher.include_routers(merchant.router, errors.router)
+    return dispatcher
+
+
+async def set_commands(bot: Bot) -> None:
+    for locale, language in (("zh_CN", None), ("en", "en"), ("zh_CN", "zh")):
+        t = Translator(locale)
+        commands = [BotCommand(command=c, description=t(f"commands.{c}")) for c in ("repair", "status", "cancel", "language", "help")]
+        await bot.set_my_commands(commands, language_code=language)
+
+
+async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
+    if settings.staff_chat_id is None:
+        log.warning("STAFF_CHAT_ID is not set: staff notifications stay undelivered")
+    bot = make_bot(settings)
+    core = await build_core(settings, TelegramMessenger(bot), clock)
+    dispatcher = make_dispatcher(core)
+    scheduler = build_scheduler(core)
+    scheduler.start()
+    try:
+        me = await bot.get_me()
+        log.info("bot @%s started", me.username)
+        await set_commands(bot)
+        await core.outbox.deliver()  # whatever an earlier run decided to say and did not
+        if settings.webhook_url:
+            await _serve_webhook(settings, bot, dispatcher)
+        else:
+            await bot.delete_webhook()
+            await dispatcher.start_polling(
+                bot, polling_timeout=POLLING_TIMEOUT, allowed_updates=dispatcher.resolve_used_update_types(), handle_signals=True
+            )
+    finally:
+        scheduler.shutdown(wait=False)
+        await bot.session.close()
+        await core.close()
+
+
+async def _serve_webhook(settings: Settings, bot: Bot, dispatcher: Dispatcher) -> None:
+    from aiohttp import web
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    app = web.Application()
+    path = "/" + settings.webhook_url.split("://", 1)[1].partition("/")[2] if settings.webhook_url else "/"
+    SimpleRequestHandler(dispatcher, bot, secret_token=secret).register(app, path=path)
+    setup_application(app, dispatcher, bot=bot)
+    await bot.set_webhook(
+        settings.webhook_url or "", secret_token=secret, allowed_updates=dispatcher.resolve_used_update_types()
+    )
+    host, _, port = settings.webhook_listen.rpartition(":")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    log.info("listening for webhook calls on %s%s", settings.webhook_listen, path)
+    try:
+        await asyncio.Event().wait()
+    finally:
+        await runner.cleanup()
+
+
+async def run_terminal(settings: Settings, source: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
+    t = Translator(settings.default_locale)
+    user = settings.terminal_user_id
+    # The terminal shows the staff chat's messages too, marked, so the whole path can be seen.
+    staff_chat = settings.staff_chat_id if settings.staff_chat_id is not None else -user
+    messenger = TerminalMessenger(user_chat_id=user, out=out, staff_prefix=t("terminal.staff_prefix"))
+    core = await build_core(settings, messenger, staff_chat_id=staff_chat)
+    # Only this chat's own messages are printed: rows queued for Telegram chats by a Telegram
+    # run on the same database stay queued for it.
+    scheduler = build_scheduler(core, deliver_outbox=False)
+    scheduler.start()
+    try:
+        chat = TerminalChat(core.service, core.outbox, messenger, user, settings.default_locale)
+        await chat.run(source)
+    finally:
+        scheduler.shutdown(wait=False)
+        await core.close()

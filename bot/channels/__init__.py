@@ -1,0 +1,1 @@
+"""Transports: Telegram (production) and the terminal (try it with no token, no network)."""

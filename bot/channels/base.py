@@ -1,0 +1,33 @@
+"""The messenger port: everything the bot says leaves through one of these."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+Payload = dict[str, Any]
+
+
+class DeliveryError(Exception):
+    """A message could not be delivered now."""
+
+
+class Unreachable(DeliveryError):
+    """The chat will not take messages (bot blocked, user deactivated): a person must call."""
+
+
+class Rejected(DeliveryError):
+    """The message itself is wrong (Bad Request); sending it again would fail again."""
+
+
+class TryLater(DeliveryError):
+    """A passing fault (server error, time-out) that outlasted the messenger's own retries."""
+
+    def __init__(self, message: str, retry_after: float = 5.0) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class Messenger(Protocol):
+    async def send(self, chat_id: int, payload: Payload) -> int | None:
+        """Send (or edit, with `edit_message_id`) and return the message id."""
+        ...

@@ -1,0 +1,145 @@
+"""`posbot run | chat | db upgrade | merchants add | forms`."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from bot.config import Settings, SettingsError, load_settings
+from bot.dialogs.loader import FormError
+
+app = typer.Typer(help="posbot: after-care for POS terminal merchants, in Telegram.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+merchants_app = typer.Typer(help="Merchant records.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(merchants_app, name="merchants")
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except SettingsError as exc:
+        typer.echo(f"posbot: {exc}", err=True)
+        raise typer.Exit(2) from None
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    # aiogram logs every update at INFO; merchants' messages are not log material.
+    for noisy in ("aiogram.event", "alembic", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    return settings
+
+
+def _run(coro: object) -> None:
+    try:
+        asyncio.run(coro)  # type: ignore[arg-type]
+    except FormError as exc:
+        typer.echo(f"posbot: form file {exc}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@app.command()
+def run() -> None:
+    """Run the bot: Telegram when BOT_TOKEN is set, else the terminal chat."""
+    from bot.app import run_telegram, run_terminal
+    from bot.i18n import Translator
+
+    settings = _settings()
+    if settings.bot_token is None:
+        typer.echo(Translator(settings.default_locale)("terminal.no_token"), err=True)
+        _run(run_terminal(settings))
+        return
+    _run(run_telegram(settings))
+
+
+@app.command()
+def chat() -> None:
+    """Talk to the bot in this terminal (no token, no network). Lines can be piped in."""
+    from bot.app import run_terminal
+
+    _run(run_terminal(_settings()))
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Bring the database schema to the latest version."""
+    from bot.storage.db import upgrade
+
+    settings = _settings()
+    settings.ensure_data_dir()
+    upgrade(settings.database_url)
+    typer.echo("database is up to date")
+
+
+@merchants_app.command("add")
+def merchants_add(
+    name: Annotated[str, typer.Option(help="Shop name")],
+    phone: Annotated[str | None, typer.Option(help="Contact mobile, e.g. 13812345678")] = None,
+    terminal: Annotated[list[str] | None, typer.Option(help="SERIAL or SERIAL:MODEL; repeat for more")] = None,
+    contact_name: Annotated[str | None, typer.Option(help="Contact person")] = None,
+    key_account: Annotated[bool, typer.Option(help="A key account (quarterly follow-up)")] = False,
+    bot_username: Annotated[str | None, typer.Option(help="For the t.me invite link")] = None,
+) -> None:
+    """Create a merchant with its terminals and print the invite link."""
+    from bot.services.merchants import add_merchant, invite_link
+
+    settings = _settings()
+
+    async def _add() -> tuple[str, int]:
+        from bot.clock import SystemClock
+        from bot.storage.db import create_engine, session_factory, upgrade_async
+
+        settings.ensure_data_dir()
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_factory(engine)() as session, session.begin():
+                terminals = [(t.partition(":")[0], t.partition(":")[2] or None) for t in terminal or []]
+                merchant = await add_merchant(
+                    session,
+                    name=name,
+                    phone=phone,
+                    now=SystemClock().now(),
+                    terminals=terminals,
+                    contact_name=contact_name,
+                    key_account=key_account,
+                )
+                return merchant.invite_code, merchant.id
+        finally:
+            await engine.dispose()
+
+    try:
+        code, merchant_id = asyncio.run(_add())
+    except ValueError as exc:
+        typer.echo(f"posbot: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except Exception as exc:  # a duplicate serial, most often
+        typer.echo(f"posbot: could not add the merchant: {type(exc).__name__}: {str(exc).splitlines()[0]}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"merchant {merchant_id} added; invite code {code}")
+    typer.echo(invite_link(bot_username, code))
+
+
+@app.command()
+def forms(graph: Annotated[bool, typer.Option(help="Print each form as a Mermaid state diagram")] = False) -> None:
+    """Check the form files; with --graph, draw them."""
+    from bot.dialogs.graph import mermaid
+    from bot.dialogs.loader import load_forms
+
+    try:
+        registry = load_forms()
+    except FormError as exc:
+        typer.echo(f"posbot: form file {exc}", err=True)
+        raise typer.Exit(2) from None
+    for form in registry:
+        typer.echo(f"{form.key} v{form.version}: {len(form.steps)} steps")
+        if graph:
+            typer.echo(mermaid(form))

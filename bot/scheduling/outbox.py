@@ -1,0 +1,146 @@
+"""The outbox: messages are rows first, written in the transaction that decided to send them.
+
+Delivery claims rows with a lease, sends them in order, and records the result.
+A process that dies between claim and send leaves a lease that expires, and the
+next tick sends the message; nothing the bot decided to say is lost.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import Messenger, Rejected, TryLater, Unreachable
+from bot.clock import Clock
+from bot.storage.models import OutboxMessage
+
+log = logging.getLogger("posbot.outbox")
+
+UnreachableHook = Callable[[OutboxMessage], Awaitable[None]]
+MAX_ATTEMPTS = 8
+
+
+class Outbox:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        messenger: Messenger,
+        clock: Clock,
+        lease: timedelta = timedelta(seconds=60),
+    ) -> None:
+        self.sessions = sessions
+        self.messenger = messenger
+        self.clock = clock
+        self.lease = lease
+        self.owner = uuid.uuid4().hex[:12]
+        self.on_unreachable: list[UnreachableHook] = []
+
+    async def claim(self, ids: Sequence[int] | None = None, limit: int = 100) -> list[OutboxMessage]:
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            query = (
+                select(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "pending",
+                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+                    or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+                )
+                .order_by(OutboxMessage.id)
+                .limit(limit)
+            )
+            if ids is not None:
+                query = query.where(OutboxMessage.id.in_(list(ids)))
+            if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+                query = query.with_for_update(skip_locked=True)
+            rows = list((await session.execute(query)).scalars())
+            if rows:
+                await session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_([r.id for r in rows]))
+                    .values(lease_until=now + self.lease)
+                )
+            return rows
+
+    async def deliver(self, ids: Sequence[int] | None = None, limit: int = 100) -> int:
+        """Send what is due (only `ids`, when given); returns how many were sent."""
+        if ids is not None and not ids:
+            return 0
+        sent = 0
+        blocked_chats: set[int] = set()
+        for message in await self.claim(ids, limit):
+            if message.chat_id in blocked_chats:
+                # Keep a chat's messages in order: an earlier one is waiting, so this one waits too.
+                await self._release(message, self.clock.now())
+                continue
+            if await self._send_one(message):
+                sent += 1
+            else:
+                blocked_chats.add(message.chat_id)
+        return sent
+
+    async def _send_one(self, message: OutboxMessage) -> bool:
+        try:
+            message_id = await self.messenger.send(message.chat_id, message.payload)
+        except Unreachable as exc:
+            await self._finish(message, "failed", error=f"unreachable: {exc}"[:200])
+            for hook in self.on_unreachable:
+                await hook(message)
+            return False
+        except Rejected as exc:
+            log.error("outbox %s rejected by Telegram: %s", message.id, exc)
+            await self._finish(message, "failed", error=f"rejected: {exc}"[:200])
+            return True
+        except TryLater as exc:
+            await self._retry_later(message, exc.retry_after, str(exc))
+            return False
+        except Exception as exc:  # a transport bug must not stop the queue
+            log.exception("outbox %s failed unexpectedly", message.id)
+            await self._retry_later(message, 30.0, repr(exc))
+            return False
+        await self._finish(message, "sent", message_id=message_id)
+        return True
+
+    async def _finish(
+        self, message: OutboxMessage, status: str, message_id: int | None = None, error: str | None = None
+    ) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message.id)
+                .values(
+                    status=status,
+                    message_id=message_id,
+                    error=error,
+                    sent_at=self.clock.now() if status == "sent" else None,
+                    lease_until=None,
+                    attempts=OutboxMessage.attempts + 1,
+                )
+            )
+
+    async def _retry_later(self, message: OutboxMessage, seconds: float, error: str) -> None:
+        attempts = message.attempts + 1
+        status = "failed" if attempts >= MAX_ATTEMPTS else "pending"
+        delay = timedelta(seconds=max(seconds, 2 ** min(attempts, 8)))
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message.id)
+                .values(
+                    status=status,
+                    attempts=attempts,
+                    not_before=self.clock.now() + delay,
+                    lease_until=None,
+                    error=error[:200],
+                )
+            )
+
+    async def _release(self, message: OutboxMessage, now: object) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message.id).values(lease_until=None)
+            )

@@ -1,0 +1,1 @@
+"""The service layer: what handlers call. Each call is one transaction."""
