@@ -88,7 +88,7 @@ class TelegramMessenger:
                     raise Unreachable(exc.message) from None
                 except TelegramBadRequest as exc:
                     raise Rejected(exc.message) from None
-                except (TelegramServerError, TelegramNetworkError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, TelegramServerError, TelegramNetworkError) as exc:
                     failures += 1
                     if failures > self.max_retries:
                         raise TryLater(f"{type(exc).__name__}: {exc}") from None

@@ -15,8 +15,8 @@ from typing import TextIO
 
 from bot.channels.base import Payload
 from bot.i18n import Translator
-from bot.services.conversation import ConversationService, Incoming
 from bot.scheduling.outbox import Outbox
+from bot.services.conversation import ConversationService, Incoming
 
 
 @dataclass

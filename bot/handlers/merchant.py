@@ -5,8 +5,8 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message, Update
 
-from bot.services.conversation import ConversationService, Incoming
 from bot.scheduling.outbox import Outbox
+from bot.services.conversation import ConversationService, Incoming
 
 router = Router(name="merchant")
 router.message.filter(F.chat.type == "private")

@@ -1,0 +1,119 @@
+"""Shared fixtures: a real SQLite file, a real PostgreSQL database, and the bot's core on them."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from bot.app import Core, build_core
+from bot.clock import FrozenClock
+from bot.config import Settings
+from bot.storage.db import upgrade
+
+PG_URL = os.environ.get("POSBOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+REQUIRE_PG = os.environ.get("POSBOT_REQUIRE_PG") == "1"
+STAFF_CHAT = -100777
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+async def _admin(sql: list[str]) -> None:
+    import asyncpg
+
+    url = make_url(PG_URL)
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password, database=url.database, timeout=5
+    )
+    try:
+        for statement in sql:
+            await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def _database_url(name: str) -> str:
+    return make_url(PG_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """One migrated PostgreSQL database per test run; each test copies it."""
+    name = f"posbot_tmpl_{uuid.uuid4().hex[:8]}"
+    try:
+        asyncio.run(_admin([f'CREATE DATABASE "{name}"']))
+    except Exception as exc:
+        reason = f"no PostgreSQL reachable at {make_url(PG_URL).render_as_string()} ({type(exc).__name__}); set POSBOT_TEST_PG_URL"
+        if REQUIRE_PG:
+            pytest.fail(reason)
+        pytest.skip(reason)
+    upgrade(_database_url(name))
+    yield name
+    asyncio.run(_admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']))
+
+
+@pytest.fixture
+def pg_url(pg_template: str) -> Iterator[str]:
+    name = f"posbot_t_{uuid.uuid4().hex[:10]}"
+    asyncio.run(_admin([f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"']))
+    yield _database_url(name)
+    asyncio.run(_admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite+aiosqlite:///{tmp_path / 'posbot.sqlite3'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every storage test runs on a real SQLite file and on a real PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("sqlite_url"))
+    return str(request.getfixturevalue("pg_url"))
+
+
+@dataclass
+class RecordingMessenger:
+    """Keeps what would have been sent, in order, for assertions on what people see."""
+
+    sent: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    async def send(self, chat_id: int, payload: dict[str, Any]) -> int | None:
+        self.sent.append((chat_id, payload))
+        return len(self.sent)
+
+    def texts(self, chat_id: int) -> list[str]:
+        return [p["text"] for c, p in self.sent if c == chat_id]
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "staff_chat_id": STAFF_CHAT,
+        "bot_token": None,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    # A Tuesday morning in Shanghai.
+    return FrozenClock(datetime(2026, 11, 24, 10, 0, tzinfo=SHANGHAI))
+
+
+@pytest.fixture
+async def core(database_url: str, clock: FrozenClock) -> AsyncIterator[Core]:
+    built = await build_core(make_settings(database_url), RecordingMessenger(), clock)
+    yield built
+    await built.close()
