@@ -111,7 +111,10 @@ def make_dispatcher(core: Core) -> Dispatcher:
 async def set_commands(bot: Bot) -> None:
     for locale, language in (("zh_CN", None), ("en", "en"), ("zh_CN", "zh")):
         t = Translator(locale)
-        commands = [BotCommand(command=c, description=t(f"commands.{c}")) for c in ("repair", "status", "cancel", "language", "help")]
+        commands = [
+            BotCommand(command=c, description=t(f"commands.{c}"))
+            for c in ("repair", "status", "cancel", "language", "help")
+        ]
         await bot.set_my_commands(commands, language_code=language)
 
 
@@ -133,7 +136,10 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
         else:
             await bot.delete_webhook()
             await dispatcher.start_polling(
-                bot, polling_timeout=POLLING_TIMEOUT, allowed_updates=dispatcher.resolve_used_update_types(), handle_signals=True
+                bot,
+                polling_timeout=POLLING_TIMEOUT,
+                allowed_updates=dispatcher.resolve_used_update_types(),
+                handle_signals=True,
             )
     finally:
         scheduler.shutdown(wait=False)

@@ -191,7 +191,26 @@ def inputs_for(result: Result) -> st.SearchStrategy[engine.Input]:
     return st.one_of(
         st.builds(TextInput, texts),
         st.builds(ButtonInput, st.sampled_from(shown) if shown else st.just("_back")),
-        st.builds(ButtonInput, st.sampled_from(["_back", "_skip", "_done", "_submit", "_edit", "_summary", "_known", "_t:9", "_s:xx", "zzz", "0", "5", "10"])),
+        st.builds(
+            ButtonInput,
+            st.sampled_from(
+                [
+                    "_back",
+                    "_skip",
+                    "_done",
+                    "_submit",
+                    "_edit",
+                    "_summary",
+                    "_known",
+                    "_t:9",
+                    "_s:xx",
+                    "zzz",
+                    "0",
+                    "5",
+                    "10",
+                ]
+            ),
+        ),
         st.builds(FileInput, st.sampled_from(["photo", "document"]), st.text(min_size=1, max_size=10)),
         st.builds(ContactInput, st.sampled_from(["13812345678", "123", "+8613900001111"]), st.booleans()),
         st.builds(OtherInput, st.sampled_from(["sticker", "voice", "location"])),

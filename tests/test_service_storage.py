@@ -97,12 +97,22 @@ async def report_until_summary(m: Merchant, *, fixed: bool) -> None:
 async def registered(core: Core, user_id: int = USER) -> None:
     async with core.sessions() as session, session.begin():
         merchant = await add_merchant(
-            session, name="Lucky Noodles", phone="13812345678", now=core.clock.now(), terminals=[("AB123456", "P300")], invite_code=f"code{user_id}"
+            session,
+            name="Lucky Noodles",
+            phone="13812345678",
+            now=core.clock.now(),
+            terminals=[("AB123456", "P300")],
+            invite_code=f"code{user_id}",
         )
         merchant.telegram_user_id = user_id
         session.add(
             Conversation(
-                telegram_user_id=user_id, chat_id=user_id, locale="en", locale_chosen=False, merchant_id=merchant.id, updated_at=core.clock.now()
+                telegram_user_id=user_id,
+                chat_id=user_id,
+                locale="en",
+                locale_chosen=False,
+                merchant_id=merchant.id,
+                updated_at=core.clock.now(),
             )
         )
 
@@ -259,7 +269,14 @@ async def test_a_restarted_bot_continues_at_the_same_step(database_url: str, clo
 
 async def test_invite_code_and_shared_phone_identify_the_merchant(core: Core) -> None:
     async with core.sessions() as session, session.begin():
-        await add_merchant(session, name="Tea House", phone="13900002222", now=core.clock.now(), terminals=[("TH000001", None)], invite_code="teacode123")
+        await add_merchant(
+            session,
+            name="Tea House",
+            phone="13900002222",
+            now=core.clock.now(),
+            terminals=[("TH000001", None)],
+            invite_code="teacode123",
+        )
         await add_merchant(session, name="Bakery", phone="13700003333", now=core.clock.now(), invite_code="bakery0001")
     tea = Merchant(core, user_id=7001)
     await tea.command("/start teacode123")

@@ -52,10 +52,7 @@ class ChatLimiters:
     def for_chat(self, chat_id: int) -> AsyncLimiter:
         limiter = self._limiters.get(chat_id)
         if limiter is None:
-            if chat_id < 0:
-                limiter = AsyncLimiter(self.per_group, 60)
-            else:
-                limiter = AsyncLimiter(self.per_chat, 1)
+            limiter = AsyncLimiter(self.per_group, 60) if chat_id < 0 else AsyncLimiter(self.per_chat, 1)
             self._limiters[chat_id] = limiter
         return limiter
 

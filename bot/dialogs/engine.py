@@ -214,9 +214,7 @@ def start(form: Form, now: datetime, context: Mapping[str, Any] | None = None) -
     return _advance(form, state, now, (), intro=(Text(form.title_key),))
 
 
-def handle(
-    form: Form, state: State, incoming: Input, now: datetime, abandon_after: timedelta
-) -> Result:
+def handle(form: Form, state: State, incoming: Input, now: datetime, abandon_after: timedelta) -> Result:
     """Take one input from the merchant."""
     if not state.is_open:
         return Result(state, (Reply((Text("dialog.closed"),)),))
@@ -335,9 +333,7 @@ def _on_question(form: Form, state: State, incoming: Input, now: datetime) -> Re
     return _accept(form, state, step, value, now)
 
 
-def _on_multi_choice(
-    form: Form, state: State, step: Step, incoming: Input, now: datetime
-) -> Result:
+def _on_multi_choice(form: Form, state: State, step: Step, incoming: Input, now: datetime) -> Result:
     if not isinstance(incoming, ButtonInput):
         return _refuse(state, Text("error.use_buttons"))
     chosen = list(state.pending)
@@ -465,9 +461,7 @@ def _advance(
 ) -> Result:
     step = next_step(form, state.answers)
     if step is None:
-        at_summary = replace(
-            state, phase="summary", current=None, editing=False, updated_at=now, rev=state.rev + 1
-        )
+        at_summary = replace(state, phase="summary", current=None, editing=False, updated_at=now, rev=state.rev + 1)
         return Result(at_summary, _with_intro(intro, (_summary(form, at_summary),)), effects)
     asking = replace(state, phase="asking", current=step.key, updated_at=now, rev=state.rev + 1)
     return Result(asking, _with_intro(intro, _ask(form, asking, step)), effects)
@@ -669,7 +663,10 @@ def _answer_buttons(form: Form, state: State, step: Step) -> tuple[tuple[Button,
             Button(
                 Text(
                     "button.toggle",
-                    {"mark": Text("mark.on" if o in chosen else "mark.off"), "label": Text(step.option_key(form.key, o))},
+                    {
+                        "mark": Text("mark.on" if o in chosen else "mark.off"),
+                        "label": Text(step.option_key(form.key, o)),
+                    },
                 ),
                 o,
             )
@@ -692,9 +689,7 @@ def _answer_buttons(form: Form, state: State, step: Step) -> tuple[tuple[Button,
             1,
         )
     if kind is Kind.DATETIME:
-        return (
-            tuple(Button(Text(f"button.slot_{name}"), f"{SLOT_PREFIX}{name}") for name in SLOTS),
-        )
+        return (tuple(Button(Text(f"button.slot_{name}"), f"{SLOT_PREFIX}{name}") for name in SLOTS),)
     if kind is Kind.PHONE:
         known = state.context.get(step.known_from or "phone")
         if isinstance(known, str) and known:
@@ -728,7 +723,10 @@ def describe(form: Form, step: Step, value: Any) -> Text:
 
 def _summary(form: Form, state: State) -> Reply:
     lines = [
-        Text("dialog.summary_line", {"label": Text(s.label_key(form.key)), "answer": describe(form, s, state.answers[s.key])})
+        Text(
+            "dialog.summary_line",
+            {"label": Text(s.label_key(form.key)), "answer": describe(form, s, state.answers[s.key])},
+        )
         for s in answered_steps(form, state.answers)
     ]
     return Reply(
@@ -741,7 +739,9 @@ def _summary(form: Form, state: State) -> Reply:
 
 
 def _edit_menu(form: Form, state: State) -> Reply:
-    buttons = [Button(Text(s.label_key(form.key)), f"{EDIT_PREFIX}{s.key}") for s in answered_steps(form, state.answers)]
+    buttons = [
+        Button(Text(s.label_key(form.key)), f"{EDIT_PREFIX}{s.key}") for s in answered_steps(form, state.answers)
+    ]
     return Reply(
         (Text("dialog.choose_edit"),),
         _in_rows(buttons, 2) + ((Button(Text("button.back_to_summary"), SUMMARY),),),

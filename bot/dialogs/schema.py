@@ -150,14 +150,10 @@ class Form(BaseModel):
             if step.tips is not None:
                 source = seen.get(step.tips.by)
                 if source is None or source.kind is not Kind.CHOICE:
-                    raise ValueError(
-                        f"step {step.key}: tips.by must name an earlier choice step"
-                    )
+                    raise ValueError(f"step {step.key}: tips.by must name an earlier choice step")
                 unknown = set(step.tips.keys) - set(source.options)
                 if unknown:
-                    raise ValueError(
-                        f"step {step.key}: tips for unknown options {sorted(unknown)}"
-                    )
+                    raise ValueError(f"step {step.key}: tips for unknown options {sorted(unknown)}")
             seen[step.key] = step
         return self
 

@@ -16,9 +16,7 @@ log = logging.getLogger("posbot.errors")
 @router.errors()
 async def on_error(event: ErrorEvent, bot: Bot, default_locale: str = "zh_CN") -> bool:
     update = event.update
-    log.error(
-        "update %s failed: %s", update.update_id, type(event.exception).__name__, exc_info=event.exception
-    )
+    log.error("update %s failed: %s", update.update_id, type(event.exception).__name__, exc_info=event.exception)
     user = None
     chat_id = None
     if update.message is not None:

@@ -46,17 +46,13 @@ def incoming_from_message(message: Message, update_id: int) -> Incoming:
 
 
 @router.message()
-async def on_message(
-    message: Message, event_update: Update, service: ConversationService, outbox: Outbox
-) -> None:
+async def on_message(message: Message, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
     outcome = await service.handle(incoming_from_message(message, event_update.update_id))
     await outbox.deliver(outcome.outbox_ids)
 
 
 @router.callback_query()
-async def on_button(
-    query: CallbackQuery, event_update: Update, service: ConversationService, outbox: Outbox
-) -> None:
+async def on_button(query: CallbackQuery, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
     chat_id = query.message.chat.id if query.message else query.from_user.id
     incoming = Incoming(
         kind="button",

@@ -141,6 +141,4 @@ class Outbox:
 
     async def _release(self, message: OutboxMessage, now: object) -> None:
         async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == message.id).values(lease_until=None)
-            )
+            await session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(lease_until=None))

@@ -328,9 +328,7 @@ class ConversationService:
         sid = turn.conversation.submission_id
         return await turn.session.get(Submission, sid) if sid is not None else None
 
-    async def _effect(
-        self, turn: Turn, form: Form, submission: Submission | None, effect: engine.Effect
-    ) -> None:
+    async def _effect(self, turn: Turn, form: Form, submission: Submission | None, effect: engine.Effect) -> None:
         if submission is None:
             log.error("dialogue effect without a submission for user %s", turn.conversation.telegram_user_id)
             return
@@ -448,10 +446,12 @@ class ConversationService:
             turn.say_text(
                 "resume.prompt",
                 inline_keyboard(
-                    [[
-                        (turn.t("button.continue"), f"resume:continue:{state.rev}"),
-                        (turn.t("button.start_over"), f"resume:restart:{state.rev}"),
-                    ]]
+                    [
+                        [
+                            (turn.t("button.continue"), f"resume:continue:{state.rev}"),
+                            (turn.t("button.start_over"), f"resume:restart:{state.rev}"),
+                        ]
+                    ]
                 ),
             )
             return

@@ -44,9 +44,7 @@ def text_payload(text: str, reply_markup: dict[str, Any] | None = None) -> Paylo
     return {"text": text, "reply_markup": reply_markup}
 
 
-def render_reply(
-    reply: Reply, t: Translator, rev: int, edit_message_id: int | None = None
-) -> list[Payload]:
+def render_reply(reply: Reply, t: Translator, rev: int, edit_message_id: int | None = None) -> list[Payload]:
     """One engine reply to one or two payloads (a contact keyboard cannot share a message with buttons)."""
     text = t.lines(reply.parts)
     rows = [[(t.text(b.label), dialogue_data(rev, b.data)) for b in row] for row in reply.buttons]

@@ -70,9 +70,15 @@ class RepairReports:
         await session.flush()
         ticket.number = ticket_number("repair", now.astimezone(service.zone).year, ticket.id)
         actor = f"merchant:{turn.conversation.telegram_user_id}"
-        session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="created", detail={"submission": submission.id}))
+        session.add(
+            TicketEvent(
+                ticket_id=ticket.id, at=now, actor=actor, action="created", detail={"submission": submission.id}
+            )
+        )
         if fixed:
-            session.add(TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="resolved", detail={"method": "remote"}))
+            session.add(
+                TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="resolved", detail={"method": "remote"})
+            )
         await session.execute(
             Attachment.__table__.update().where(Attachment.submission_id == submission.id).values(ticket_id=ticket.id)
         )
@@ -105,12 +111,25 @@ class RepairReports:
         none = Text("staff.none")
         who: Any = merchant_name or none
         if ticket.unverified:
-            who = Text("answer.list", {"items": [merchant_name or none, Text("staff.unverified", {"user": turn.conversation.telegram_user_id})]})
+            who = Text(
+                "answer.list",
+                {
+                    "items": [
+                        merchant_name or none,
+                        Text("staff.unverified", {"user": turn.conversation.telegram_user_id}),
+                    ]
+                },
+            )
         photos = answers.get("photos")
         if ticket.status == "resolved":
             text = Text(
                 "staff.remote_fixed",
-                {"number": ticket.number, "merchant": who, "serial": ticket.serial or none, "category": describe(form, form.step("category"), ticket.category)},
+                {
+                    "number": ticket.number,
+                    "merchant": who,
+                    "serial": ticket.serial or none,
+                    "category": describe(form, form.step("category"), ticket.category),
+                },
             )
         else:
             visit = ticket.preferred_visit_at
