@@ -51,7 +51,8 @@ def pg_template() -> Iterator[str]:
     try:
         asyncio.run(_admin([f'CREATE DATABASE "{name}"']))
     except Exception as exc:
-        reason = f"no PostgreSQL reachable at {make_url(PG_URL).render_as_string()} ({type(exc).__name__}); set POSBOT_TEST_PG_URL"
+        where = make_url(PG_URL).render_as_string()
+        reason = f"no PostgreSQL reachable at {where} ({type(exc).__name__}); set POSBOT_TEST_PG_URL"
         if REQUIRE_PG:
             pytest.fail(reason)
         pytest.skip(reason)

@@ -88,4 +88,4 @@ def test_invalid_yaml_is_reported_with_the_file(tmp_path: Path) -> None:
 
 def test_the_shipped_forms_load() -> None:
     registry = load_forms(FORMS_DIR)
-    assert "repair" in registry
+    assert registry.latest("repair").steps[0].key == "terminal"

@@ -129,7 +129,7 @@ async def test_repair_report_with_onsite_visit_creates_ticket_answers_and_notifi
         answers = {a.question_key: a.value for a in (await session.execute(select(Answer))).scalars()}
         submission = (await session.execute(select(Submission))).scalar_one()
         attachments = list((await session.execute(select(Attachment))).scalars())
-    assert ticket.number == "R-2026-%06d" % ticket.id
+    assert ticket.number == f"R-2026-{ticket.id:06d}"
     assert (ticket.status, ticket.category, ticket.severity, ticket.unverified) == ("open", "printing", "high", False)
     assert ticket.contact_phone == "+8613812345678"
     assert answers["fixed"] is False and answers["category"] == "printing"
