@@ -36,8 +36,17 @@ def _flatten(table: Mapping[str, Any], prefix: str = "") -> dict[str, str]:
 
 @cache
 def catalog(locale: str) -> dict[str, str]:
-    with (LOCALES_DIR / f"{locale}.toml").open("rb") as handle:
-        return _flatten(tomllib.load(handle))
+    """`locales/<locale>.toml` plus every file in `locales/<locale>/` (one per form family)."""
+    files = [LOCALES_DIR / f"{locale}.toml", *sorted((LOCALES_DIR / locale).glob("*.toml"))]
+    merged: dict[str, str] = {}
+    for path in files:
+        with path.open("rb") as handle:
+            table = _flatten(tomllib.load(handle))
+        clash = set(table) & set(merged)
+        if clash:
+            raise ValueError(f"{path.name}: keys defined twice: {sorted(clash)[:5]}")
+        merged.update(table)
+    return merged
 
 
 def locale_for(language_code: str | None, default: str = "zh_CN") -> str:
