@@ -21,12 +21,18 @@ from bot.channels.terminal import TerminalChat, TerminalMessenger
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
 from bot.dialogs.loader import FormRegistry, load_forms
-from bot.handlers import errors, merchant
+from bot.domain.calendar import WorkCalendar
+from bot.domain.followup_policy import FollowUpPolicy, load_policy
+from bot.handlers import errors, merchant, staff
 from bot.i18n import Translator
+from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.outbox import Outbox
+from bot.scheduling.periodic import plan_key_accounts, plan_routine, recompute_estimated_followups
 from bot.services.conversation import ConversationService, sweep_abandoned
+from bot.services.followups import FollowUpSurveys, plan_after_resolution
 from bot.services.merchants import MerchantIdentity
 from bot.services.repair import RepairReports
+from bot.services.staff import StaffDesk
 from bot.storage.db import create_engine, session_factory, upgrade_async
 
 log = logging.getLogger("posbot")
@@ -46,6 +52,11 @@ class Core:
     outbox: Outbox
     identity: MerchantIdentity
     repairs: RepairReports
+    policy: FollowUpPolicy
+    calendar: WorkCalendar
+    surveys: FollowUpSurveys
+    staff: StaffDesk
+    dispatcher: FollowUpDispatcher
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -76,8 +87,53 @@ async def build_core(
     )
     identity = MerchantIdentity(service)
     repairs = RepairReports(service)
+    policy = load_policy(settings.followup_policy)
+    calendar = WorkCalendar.from_policy(policy)
+    repairs.on_resolved.append(plan_after_resolution(service, policy, calendar))
+    surveys = FollowUpSurveys(service, policy, calendar)
     outbox = Outbox(sessions, messenger, clock)
-    return Core(settings, engine, sessions, forms, clock, service, outbox, identity, repairs)
+    staff_chat = service.staff_chat_id
+    desk = StaffDesk(
+        sessions,
+        clock,
+        policy,
+        calendar,
+        staff_chat_id=staff_chat,
+        admin_ids=settings.admin_ids,
+        locale=settings.default_locale,
+        zone=settings.zone,
+    )
+    dispatcher = FollowUpDispatcher(
+        sessions,
+        messenger,
+        clock,
+        policy,
+        calendar,
+        staff_chat_id=staff_chat,
+        default_locale=settings.default_locale,
+        zone=settings.zone,
+    )
+    dispatcher.outbox = outbox
+    outbox.on_unreachable.append(dispatcher.on_unreachable)
+    core = Core(
+        settings,
+        engine,
+        sessions,
+        forms,
+        clock,
+        service,
+        outbox,
+        identity,
+        repairs,
+        policy,
+        calendar,
+        surveys,
+        desk,
+        dispatcher,
+    )
+    async with sessions() as session, session.begin():
+        await recompute_estimated_followups(session, policy, calendar)
+    return core
 
 
 def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler:
@@ -86,9 +142,44 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
     if deliver_outbox:
         scheduler.add_job(core.outbox.deliver, "interval", seconds=5, id="outbox", max_instances=1, coalesce=True)
     scheduler.add_job(
+        _tick,
+        "interval",
+        seconds=core.settings.followup_tick_seconds,
+        args=[core],
+        id="followups",
+        max_instances=1,
+        coalesce=True,
+    )
+    # Monthly routine sample and quarterly key-account review; planning is idempotent per period,
+    # so every instance may run it.
+    scheduler.add_job(
+        plan_routine,
+        "cron",
+        day=1,
+        hour=8,
+        args=[core.sessions, core.policy, core.calendar, core.clock],
+        id="routine",
+        coalesce=True,
+    )
+    scheduler.add_job(
+        plan_key_accounts,
+        "cron",
+        month="1,4,7,10",
+        day=1,
+        hour=8,
+        args=[core.sessions, core.policy, core.calendar, core.clock],
+        id="key_accounts",
+        coalesce=True,
+    )
+    scheduler.add_job(
         sweep_abandoned, "interval", minutes=10, args=[core.service], id="abandoned", max_instances=1, coalesce=True
     )
     return scheduler
+
+
+async def _tick(core: Core) -> None:
+    await core.dispatcher.tick()
+    await core.outbox.deliver()
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -104,7 +195,9 @@ def make_dispatcher(core: Core) -> Dispatcher:
     dispatcher["service"] = core.service
     dispatcher["outbox"] = core.outbox
     dispatcher["default_locale"] = core.settings.default_locale
-    dispatcher.include_routers(merchant.router, errors.router)
+    dispatcher["staff"] = core.staff
+    # Staff first: /install and the group's buttons; merchants' private chats after.
+    dispatcher.include_routers(staff.make_router(), merchant.make_router(), errors.make_router())
     return dispatcher
 
 
@@ -122,7 +215,7 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
     if settings.staff_chat_id is None:
         log.warning("STAFF_CHAT_ID is not set: staff notifications stay undelivered")
     bot = make_bot(settings)
-    core = await build_core(settings, TelegramMessenger(bot), clock)
+    core = await build_core(settings, TelegramMessenger(bot, per_second=settings.telegram_rate_per_second), clock)
     dispatcher = make_dispatcher(core)
     scheduler = build_scheduler(core)
     scheduler.start()

@@ -143,3 +143,66 @@ def forms(graph: Annotated[bool, typer.Option(help="Print each form as a Mermaid
         typer.echo(f"{form.key} v{form.version}: {len(form.steps)} steps")
         if graph:
             typer.echo(mermaid(form))
+
+
+import_app = typer.Typer(help="Import records from files.", no_args_is_help=True)
+app.add_typer(import_app, name="import")
+
+
+@import_app.command("installations")
+def import_installations(
+    file: Annotated[
+        typer.FileText, typer.Argument(help="CSV with columns serial, merchant, installed_at[, model, merchant_name]")
+    ],
+) -> None:
+    """Register installations from a CSV file; each one plans its follow-ups. Re-importing changes nothing.
+
+    Columns: serial; merchant (phone or invite code); installed_at (2026-11-20 or 2026-11-20 15:00,
+    merchants' time zone); model (optional); merchant_name (optional: creates the merchant when the
+    phone is not known yet).
+    """
+    from bot.scheduling.importer import import_installations_csv
+
+    settings = _settings()
+    try:
+        report = asyncio.run(import_installations_csv(settings, file.read(), progress=sys.stderr.isatty()))
+    except ValueError as exc:
+        typer.echo(f"posbot: {exc}", err=True)
+        raise typer.Exit(2) from None
+    for line, reason in report.errors:
+        typer.echo(f"line {line}: {reason}", err=True)
+    typer.echo(f"imported {report.imported}, unchanged {report.unchanged}, errors {len(report.errors)}")
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command("schedule-preview")
+def schedule_preview(
+    event: Annotated[str, typer.Option(help="installation | repair-resolved | complaint-closed")],
+    at: Annotated[
+        str, typer.Option(help="ISO time of the event, e.g. 2025-09-30T15:00 (merchants' zone if no offset)")
+    ],
+    key_account: Annotated[bool, typer.Option("--key-account", help="Include the key-account review")] = False,
+) -> None:
+    """Print the follow-ups an event would plan, one JSON object a line."""
+    import json
+    from datetime import datetime
+
+    from bot.domain.calendar import WorkCalendar
+    from bot.domain.followup_policy import load_policy, planned_to_json, schedule_for_event
+
+    settings = _settings()
+    if event not in ("installation", "repair-resolved", "complaint-closed"):
+        typer.echo("posbot: --event must be installation, repair-resolved or complaint-closed", err=True)
+        raise typer.Exit(2)
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        typer.echo(f"posbot: --at {at!r} is not an ISO time", err=True)
+        raise typer.Exit(2) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=settings.zone)
+    policy = load_policy(settings.followup_policy)
+    calendar = WorkCalendar.from_policy(policy)
+    for planned in schedule_for_event(policy, calendar, event, moment, key_account=key_account):  # type: ignore[arg-type]
+        typer.echo(json.dumps(planned_to_json(planned), ensure_ascii=False))

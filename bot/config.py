@@ -36,6 +36,10 @@ class Settings(BaseSettings):
     webhook_listen: str = "127.0.0.1:8080"
     abandon_after_hours: float = Field(default=48, gt=0)
     terminal_user_id: int = 1
+    followup_policy: Path | None = None  # a TOML file; the packaged defaults when unset
+    followup_tick_seconds: float = Field(default=30, gt=0)
+    # Telegram allows about 30 messages a second overall; stay under it.
+    telegram_rate_per_second: float = Field(default=25, gt=0)
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")

@@ -66,7 +66,9 @@ class TelegramMessenger:
         max_retries: int = 5,
     ) -> None:
         self.bot = bot
-        self.overall = AsyncLimiter(per_second, 1)
+        # Evenly spaced rather than bursts: a full bucket spent at once would exceed the limit
+        # inside Telegram's one-second window.
+        self.overall = AsyncLimiter(1, 1 / per_second)
         self.chats = chats or ChatLimiters()
         self.max_retries = max_retries
         self.retry_after_count = 0

@@ -9,11 +9,9 @@ from aiogram.types import ErrorEvent
 
 from bot.i18n import Translator, locale_for
 
-router = Router(name="errors")
 log = logging.getLogger("posbot.errors")
 
 
-@router.errors()
 async def on_error(event: ErrorEvent, bot: Bot, default_locale: str = "zh_CN") -> bool:
     update = event.update
     log.error("update %s failed: %s", update.update_id, type(event.exception).__name__, exc_info=event.exception)
@@ -35,3 +33,9 @@ async def on_error(event: ErrorEvent, bot: Bot, default_locale: str = "zh_CN") -
     except Exception:  # the apology itself failing must not raise again
         log.warning("could not apologise for update %s", update.update_id)
     return True
+
+
+def make_router() -> Router:
+    router = Router(name="errors")
+    router.errors.register(on_error)
+    return router

@@ -8,10 +8,6 @@ from aiogram.types import CallbackQuery, Message, Update
 from bot.scheduling.outbox import Outbox
 from bot.services.conversation import ConversationService, Incoming
 
-router = Router(name="merchant")
-router.message.filter(F.chat.type == "private")
-router.callback_query.filter(F.message.chat.type == "private")
-
 
 def incoming_from_message(message: Message, update_id: int) -> Incoming:
     user = message.from_user
@@ -45,13 +41,11 @@ def incoming_from_message(message: Message, update_id: int) -> Incoming:
     return Incoming(kind="other", other_kind=str(message.content_type), **base)  # type: ignore[arg-type]
 
 
-@router.message()
 async def on_message(message: Message, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
     outcome = await service.handle(incoming_from_message(message, event_update.update_id))
     await outbox.deliver(outcome.outbox_ids)
 
 
-@router.callback_query()
 async def on_button(query: CallbackQuery, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
     chat_id = query.message.chat.id if query.message else query.from_user.id
     incoming = Incoming(
@@ -67,3 +61,13 @@ async def on_button(query: CallbackQuery, event_update: Update, service: Convers
     # Stop the button's spinner; a stale press says so on the button itself.
     await query.answer(outcome.callback_text)
     await outbox.deliver(outcome.outbox_ids)
+
+
+def make_router() -> Router:
+    """A fresh router each time: aiogram attaches a router to one dispatcher only."""
+    router = Router(name="merchant")
+    router.message.filter(F.chat.type == "private")
+    router.callback_query.filter(F.message.chat.type == "private")
+    router.message.register(on_message)
+    router.callback_query.register(on_button)
+    return router

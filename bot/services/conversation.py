@@ -114,6 +114,7 @@ class Turn:
 
 
 TurnHandler = Callable[["Turn"], Awaitable[None]]
+SubmittedHook = Callable[["Turn", Form, Submission, dict[str, Any]], Awaitable[None]]
 # Something that turns a submitted form into its consequences (a ticket, a follow-up result...).
 OutcomeHandler = Callable[["ConversationService", Turn, Form, Submission, dict[str, Any]], Awaitable[None]]
 
@@ -144,6 +145,8 @@ class ConversationService:
         self.commands: dict[str, TurnHandler] = {}
         self.buttons: dict[str, TurnHandler] = {}
         self.on_contact: TurnHandler | None = None
+        # Called for every submitted form, after its own outcome (follow-up surveys hook in here).
+        self.submitted_hooks: list[SubmittedHook] = []
         # Keeps one user's updates in arrival order inside this process; the revision check
         # below keeps them consistent across processes.
         self._user_locks: dict[int, asyncio.Lock] = {}
@@ -372,6 +375,8 @@ class ConversationService:
             handler = self.outcomes.get(form.outcome or "")
             if handler is not None:
                 await handler(self, turn, form, submission, dict(effect.answers))
+            for hook in self.submitted_hooks:
+                await hook(turn, form, submission, dict(effect.answers))
         elif isinstance(effect, engine.Cancelled | engine.Abandoned):
             submission.status = "cancelled" if isinstance(effect, engine.Cancelled) else "abandoned"
             submission.finished_at = now

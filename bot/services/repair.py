@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from bot.dialogs.engine import Text, describe
 from bot.dialogs.schema import Form
@@ -80,7 +80,7 @@ class RepairReports:
                 TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="resolved", detail={"method": "remote"})
             )
         await session.execute(
-            Attachment.__table__.update().where(Attachment.submission_id == submission.id).values(ticket_id=ticket.id)
+            update(Attachment).where(Attachment.submission_id == submission.id).values(ticket_id=ticket.id)
         )
         self._tell_merchant(turn, ticket, fixed)
         self._tell_staff(turn, form, ticket, answers, merchant.name if merchant else None)

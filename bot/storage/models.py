@@ -179,10 +179,16 @@ class FollowUp(Base):
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
     # What caused it, so re-importing or re-resolving never schedules the same follow-up twice.
     source_key: Mapped[str] = mapped_column(String(80), unique=True)
+    # scheduled | sent | reminded | completed | escalated | cancelled
     status: Mapped[str] = mapped_column(String(16))
+    event: Mapped[str | None] = mapped_column(String(24))  # installation | repair-resolved | ...
+    event_at: Mapped[datetime | None] = mapped_column(Timestamp)
     send_at: Mapped[datetime] = mapped_column(Timestamp)
     window_end: Mapped[datetime] = mapped_column(Timestamp)
+    # Computed on the Monday-Friday fallback: recomputed once the holiday data for the year exists.
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
+    remind_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    escalation_reason: Mapped[str | None] = mapped_column(String(20))  # no_answer | unreachable | not_linked
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
     lease_owner: Mapped[str | None] = mapped_column(String(64))

@@ -1,0 +1,189 @@
+"""Sending 4,000 due follow-ups against a Bot API that enforces a global limit L with 429s.
+
+Ours: the follow-up dispatcher (claims from SQLite, sends through the aiolimiter-based
+messenger, records each result). The peer: the same 4,000 messages through
+python-telegram-bot's AIORateLimiter configured for the same L, straight to the
+server (no database), which is the library a team would otherwise reach for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, insert, select
+
+from bot.app import make_bot
+from bot.channels.telegram import ChatLimiters, TelegramMessenger
+from bot.clock import FrozenClock
+from bot.config import Settings
+from bot.domain.calendar import WorkCalendar
+from bot.domain.followup_policy import load_policy
+from bot.scheduling.followups import FollowUpDispatcher
+from bot.storage.db import create_engine, session_factory, upgrade_async
+from bot.storage.models import FollowUp, Merchant
+from bot.testing.fake_bot_api import FakeBotAPI
+
+TOKEN = "4242:BENCH"
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+FIRST_USER = 10_000_000
+
+
+async def seed(url: str, count: int) -> None:
+    await upgrade_async(url)
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(
+                insert(Merchant),
+                [
+                    {
+                        "name": f"shop {i}",
+                        "invite_code": f"b{i}",
+                        "telegram_user_id": FIRST_USER + i,
+                        "key_account": False,
+                        "routine_opt_out": False,
+                        "unreachable": False,
+                        "created_at": NOW,
+                    }
+                    for i in range(count)
+                ],
+            )
+            ids = list((await connection.execute(select(Merchant.id).order_by(Merchant.id))).scalars())
+            await connection.execute(
+                insert(FollowUp),
+                [
+                    {
+                        "kind": "routine",
+                        "form_key": "routine",
+                        "merchant_id": mid,
+                        "source_key": f"bench:{mid}",
+                        "status": "scheduled",
+                        "send_at": NOW - timedelta(minutes=1),
+                        "window_end": NOW + timedelta(days=3),
+                        "estimated": False,
+                        "attempts": 0,
+                        "created_at": NOW,
+                    }
+                    for mid in ids
+                ],
+            )
+    finally:
+        await engine.dispose()
+
+
+async def ours(api: FakeBotAPI, url: str, count: int, limit: float) -> dict[str, Any]:
+    settings = Settings(bot_token=TOKEN, telegram_api_base=api.base_url, database_url=url, _env_file=None)  # type: ignore[call-arg]
+    bot = make_bot(settings)
+    # A hair under the server's limit: evenly spaced sends never put L+1 in one second.
+    messenger = TelegramMessenger(bot, per_second=limit * 0.98, chats=ChatLimiters())
+    engine = create_engine(url)
+    policy = load_policy()
+    dispatcher = FollowUpDispatcher(
+        session_factory(engine),
+        messenger,
+        FrozenClock(NOW),
+        policy,
+        WorkCalendar.from_policy(policy),
+        staff_chat_id=None,
+        concurrency=64,
+    )
+    started = time.perf_counter()
+    try:
+        while True:
+            report = await dispatcher.tick()
+            if report.sent == 0 and report.retried == 0:
+                break
+        elapsed = time.perf_counter() - started
+        async with session_factory(engine)() as session:
+            recorded = (await session.execute(select(func.count()).where(FollowUp.status == "sent"))).scalar_one()
+    finally:
+        await bot.session.close()
+        await engine.dispose()
+    return {"elapsed_s": elapsed, "recorded": int(recorded), "retry_after": messenger.retry_after_count}
+
+
+async def peer(api: FakeBotAPI, count: int, limit: float) -> dict[str, Any]:
+    from telegram import Bot as PTBBot
+    from telegram.ext import AIORateLimiter
+    from telegram.request import HTTPXRequest
+
+    limiter = AIORateLimiter(overall_max_rate=limit, overall_time_period=1, max_retries=10)
+    request = HTTPXRequest(connection_pool_size=64)
+    bot = PTBBot(TOKEN, base_url=f"{api.base_url}/bot", request=request, rate_limiter=limiter)
+    failures = 0
+
+    async def send(i: int) -> None:
+        nonlocal failures
+        try:
+            await bot.send_message(FIRST_USER + i, f"survey {i}")
+        except Exception:
+            failures += 1
+
+    async with bot:
+        started = time.perf_counter()
+        await asyncio.gather(*(send(i) for i in range(count)))
+        elapsed = time.perf_counter() - started
+    return {"elapsed_s": elapsed, "failures": failures}
+
+
+def delivered(api: FakeBotAPI, count: int) -> tuple[int, int, int]:
+    """(chats that got their message, duplicates, lost) as the server saw them."""
+    per_chat: dict[int, int] = {}
+    for message in api.sent():
+        per_chat[message.chat_id] = per_chat.get(message.chat_id, 0) + 1
+    got = sum(1 for i in range(count) if per_chat.get(FIRST_USER + i))
+    duplicates = sum(n - 1 for n in per_chat.values() if n > 1)
+    return got, duplicates, count - got
+
+
+async def run(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks dispatch")
+    parser.add_argument("--count", type=int, default=4000)
+    parser.add_argument("--limit", type=float, default=200.0, help="the server's global messages a second")
+    args = parser.parse_args(argv)
+    count, limit = args.count, args.limit
+
+    result: dict[str, Any] = {"bench": "dispatch", "limit_per_s": limit}
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite+aiosqlite:///{Path(folder) / 'dispatch.sqlite3'}"
+        await seed(url, count)
+        async with FakeBotAPI(token=TOKEN) as api:
+            for i in range(count):
+                api.add_user(FIRST_USER + i, first_name=f"m{i}")
+            api.set_rate_limit(per_second=int(limit))
+            print(f"ours: {count} follow-ups at L={limit:g}/s", file=sys.stderr)
+            mine = await ours(api, url, count, limit)
+            got, duplicates, lost = delivered(api, count)
+            result.update(
+                achieved_per_s=round(got / mine["elapsed_s"], 1),
+                ratio=round(got / mine["elapsed_s"] / limit, 3),
+                sent=got,
+                recorded=mine["recorded"],
+                lost=lost,
+                duplicates=duplicates,
+                http_429=api.count_429,
+            )
+        async with FakeBotAPI(token=TOKEN) as api:
+            for i in range(count):
+                api.add_user(FIRST_USER + i, first_name=f"m{i}")
+            api.set_rate_limit(per_second=int(limit))
+            print(f"peer (python-telegram-bot AIORateLimiter): {count} messages at L={limit:g}/s", file=sys.stderr)
+            theirs = await peer(api, count, limit)
+            got, duplicates, lost = delivered(api, count)
+            result["peer"] = {
+                "name": "python-telegram-bot AIORateLimiter",
+                "achieved_per_s": round(got / theirs["elapsed_s"], 1),
+                "ratio": round(got / theirs["elapsed_s"] / limit, 3),
+                "sent": got,
+                "lost": lost,
+                "duplicates": duplicates,
+                "http_429": api.count_429,
+            }
+    return result

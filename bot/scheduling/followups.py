@@ -1,0 +1,296 @@
+"""The follow-up dispatcher: an interval job that claims due rows, sends them, records the result.
+
+Claiming takes a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer
+lock on SQLite), so several instances share one table and each follow-up is sent
+once. A process that dies after claiming leaves a lease that expires; the row is
+claimed again. The only duplicate possible is a send that happened but was not
+recorded, and that is counted (`FollowUpDispatcher.duplicates`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from bot.channels.base import Messenger, Rejected, TryLater, Unreachable
+from bot.clock import Clock
+from bot.domain.calendar import WorkCalendar
+from bot.domain.followup_policy import FollowUpPolicy, reminder_at
+from bot.i18n import Translator
+from bot.services.followups import escalation, invitation
+from bot.storage.models import Conversation, FollowUp, Merchant, OutboxMessage, Terminal
+
+log = logging.getLogger("posbot.dispatcher")
+
+
+@dataclass
+class TickReport:
+    sent: int = 0
+    reminded: int = 0
+    escalated: int = 0
+    retried: int = 0
+
+
+@dataclass
+class Claimed:
+    followup: FollowUp
+    merchant: Merchant
+    locale: str
+    serial: str | None
+
+
+@dataclass
+class DispatcherStats:
+    sent: int = 0
+    duplicates: int = 0
+    failures: dict[str, int] = field(default_factory=dict)
+
+
+class FollowUpDispatcher:
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        messenger: Messenger,
+        clock: Clock,
+        policy: FollowUpPolicy,
+        calendar: WorkCalendar,
+        *,
+        staff_chat_id: int | None,
+        default_locale: str = "zh_CN",
+        zone: ZoneInfo | None = None,
+        lease: timedelta = timedelta(minutes=2),
+        batch: int = 100,
+        concurrency: int = 32,
+    ) -> None:
+        self.sessions = sessions
+        self.messenger = messenger
+        self.clock = clock
+        self.policy = policy
+        self.calendar = calendar
+        self.staff_chat_id = staff_chat_id
+        self.default_locale = default_locale
+        self.staff_t = Translator(default_locale)
+        self.zone = zone or ZoneInfo("Asia/Shanghai")
+        self.lease = lease
+        self.batch = batch
+        self.concurrency = asyncio.Semaphore(concurrency)
+        self.owner = uuid.uuid4().hex[:16]
+        self.stats = DispatcherStats()
+        self.outbox: Any = None  # set by the wiring; escalations are delivered through it
+
+    # ---- the job -------------------------------------------------------------------------------
+
+    async def tick(self) -> TickReport:
+        """One pass: send what is due, remind the silent, escalate the overdue."""
+        report = TickReport()
+        while True:
+            claimed = await self.claim(self.batch, reminders=False)
+            if not claimed:
+                break
+            results = await asyncio.gather(*(self._guarded(c, reminder=False) for c in claimed))
+            report.sent += results.count("sent")
+            report.retried += results.count("retry")
+            report.escalated += results.count("escalated")
+        while True:
+            claimed = await self.claim(self.batch, reminders=True)
+            if not claimed:
+                break
+            results = await asyncio.gather(*(self._guarded(c, reminder=True) for c in claimed))
+            report.reminded += results.count("sent")
+            report.escalated += results.count("escalated")
+        report.escalated += await self.escalate_overdue()
+        return report
+
+    async def claim(self, limit: int, reminders: bool = False) -> list[Claimed]:
+        now = self.clock.now()
+        lease_free = or_(FollowUp.lease_until.is_(None), FollowUp.lease_until < now)
+        if reminders:
+            due = and_(FollowUp.status == "sent", FollowUp.remind_at <= now, FollowUp.window_end > now, lease_free)
+            order = FollowUp.remind_at
+        else:
+            due = and_(FollowUp.status == "scheduled", FollowUp.send_at <= now, lease_free)
+            order = FollowUp.send_at
+        async with self.sessions() as session, session.begin():
+            query = select(FollowUp.id).where(due).order_by(order).limit(limit)
+            if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
+                query = query.with_for_update(skip_locked=True)
+            ids = list((await session.execute(query)).scalars())
+            if not ids:
+                return []
+            await session.execute(
+                update(FollowUp)
+                .where(FollowUp.id.in_(ids))
+                .values(lease_until=now + self.lease, lease_owner=self.owner, attempts=FollowUp.attempts + 1)
+            )
+            rows = await session.execute(
+                select(FollowUp, Merchant, Conversation.locale, Terminal.serial)
+                .join(Merchant, Merchant.id == FollowUp.merchant_id)
+                .outerjoin(Conversation, Conversation.telegram_user_id == Merchant.telegram_user_id)
+                .outerjoin(Terminal, Terminal.id == FollowUp.terminal_id)
+                .where(FollowUp.id.in_(ids))
+                .order_by(order)
+            )
+            return [
+                Claimed(f, m, locale or m.locale or self.default_locale, serial) for f, m, locale, serial in rows.all()
+            ]
+
+    async def _guarded(self, claimed: Claimed, reminder: bool) -> str:
+        async with self.concurrency:
+            try:
+                return await self._send(claimed, reminder)
+            except Exception:
+                log.exception("follow-up %s could not be dispatched", claimed.followup.id)
+                return "error"
+
+    async def _send(self, claimed: Claimed, reminder: bool) -> str:
+        followup, merchant = claimed.followup, claimed.merchant
+        if not reminder and merchant.routine_opt_out and followup.kind not in ("repair", "complaint"):
+            await self._finish(followup, status="cancelled", outcome="opted_out")
+            return "cancelled"
+        if merchant.telegram_user_id is None:
+            return await self._escalate(followup.id, "not_linked")
+        t = Translator(claimed.locale, self.default_locale)
+        payload = invitation(t, followup, merchant, claimed.serial, reminder=reminder)
+        try:
+            message_id = await self.messenger.send(merchant.telegram_user_id, payload)
+        except Unreachable:
+            await self._mark_unreachable(merchant.id)
+            return await self._escalate(followup.id, "unreachable")
+        except Rejected as exc:
+            log.warning("follow-up %s rejected: %s", followup.id, exc)
+            return await self._escalate(followup.id, "not_linked")
+        except TryLater as exc:
+            await self._release(followup, exc.retry_after)
+            return "retry"
+        now = self.clock.now()
+        if reminder:
+            recorded = await self._finish(followup, status="reminded", reminded_at=now)
+        else:
+            recorded = await self._finish(
+                followup,
+                status="sent",
+                message_id=message_id,
+                sent_at=now,
+                remind_at=reminder_at(self.policy, self.calendar, now),
+            )
+        self.stats.sent += 1
+        if not recorded:
+            # Our lease ran out mid-send and another dispatcher owns the row now.
+            self.stats.duplicates += 1
+            log.warning("follow-up %s was sent after its lease expired", followup.id)
+        return "sent"
+
+    async def _finish(self, followup: FollowUp, **values: Any) -> bool:
+        """Record the result, but only while we still hold the lease."""
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(FollowUp)
+                .where(FollowUp.id == followup.id, FollowUp.lease_owner == self.owner)
+                .values(lease_until=None, **values)
+            )
+            return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def _release(self, followup: FollowUp, retry_after: float) -> None:
+        # Keep the lease a little longer instead of clearing it: that is the back-off.
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(FollowUp)
+                .where(FollowUp.id == followup.id, FollowUp.lease_owner == self.owner)
+                .values(lease_until=self.clock.now() + timedelta(seconds=max(retry_after, 1.0)))
+            )
+
+    async def _mark_unreachable(self, merchant_id: int) -> None:
+        async with self.sessions() as session, session.begin():
+            await session.execute(update(Merchant).where(Merchant.id == merchant_id).values(unreachable=True))
+
+    async def _escalate(self, followup_id: int, reason: str) -> str:
+        """Hand the follow-up to a person: the staff group gets a call task with buttons."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            result = await session.execute(
+                update(FollowUp)
+                .where(
+                    FollowUp.id == followup_id,
+                    FollowUp.status.in_(("scheduled", "sent", "reminded")),
+                    or_(FollowUp.lease_owner == self.owner, FollowUp.lease_until.is_(None), FollowUp.lease_until < now),
+                )
+                .values(status="escalated", escalated_at=now, escalation_reason=reason, lease_until=None)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return "skipped"
+            await self._queue_escalation(session, followup_id)
+        return "escalated"
+
+    async def _queue_escalation(self, session: AsyncSession, followup_id: int) -> None:
+        if self.staff_chat_id is None:
+            log.warning("follow-up %s escalated but STAFF_CHAT_ID is not set", followup_id)
+            return
+        row = (
+            await session.execute(
+                select(FollowUp, Merchant, Terminal.serial)
+                .join(Merchant, Merchant.id == FollowUp.merchant_id)
+                .outerjoin(Terminal, Terminal.id == FollowUp.terminal_id)
+                .where(FollowUp.id == followup_id)
+            )
+        ).one()
+        followup, merchant, serial = row
+        session.add(
+            OutboxMessage(
+                chat_id=self.staff_chat_id,
+                payload=escalation(self.staff_t, followup, merchant, serial, self.zone),
+                purpose="escalation",
+                followup_id=followup.id,
+                status="pending",
+                attempts=0,
+                created_at=self.clock.now(),
+            )
+        )
+
+    async def on_unreachable(self, message: OutboxMessage) -> None:
+        """A reply or reminder bounced with 403: the merchant is marked, their follow-ups go to staff."""
+        async with self.sessions() as session:
+            merchant_id = (
+                await session.execute(select(Merchant.id).where(Merchant.telegram_user_id == message.chat_id))
+            ).scalar_one_or_none()
+            if merchant_id is None:
+                return
+            open_ids = list(
+                (
+                    await session.execute(
+                        select(FollowUp.id).where(
+                            FollowUp.merchant_id == merchant_id, FollowUp.status.in_(("sent", "reminded"))
+                        )
+                    )
+                ).scalars()
+            )
+        await self._mark_unreachable(merchant_id)
+        for followup_id in open_ids:
+            await self._escalate(followup_id, "unreachable")
+
+    async def escalate_overdue(self) -> int:
+        """Still no answer when the window closes: a person calls."""
+        now = self.clock.now()
+        async with self.sessions() as session:
+            ids = list(
+                (
+                    await session.execute(
+                        select(FollowUp.id).where(
+                            FollowUp.status.in_(("sent", "reminded")),
+                            FollowUp.window_end <= now,
+                            or_(FollowUp.lease_until.is_(None), FollowUp.lease_until < now),
+                        )
+                    )
+                ).scalars()
+            )
+        escalated = 0
+        for followup_id in ids:
+            escalated += (await self._escalate(followup_id, "no_answer")) == "escalated"
+        return escalated

@@ -1,0 +1,318 @@
+"""Follow-ups: rows planned from events, answered by merchants in the chat, escalated to staff.
+
+Installing a terminal, resolving a repair or closing a complaint writes follow-up
+rows whose times come from the company's policy on the working-day calendar. The
+dispatcher (`bot/scheduling/followups.py`) only sends what is due; everything a
+merchant does with a follow-up (Start / Later / Stop, the survey's answers) lands
+here in the merchant's own transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.dialogs.engine import Text
+from bot.dialogs.schema import Form
+from bot.domain.calendar import WorkCalendar
+from bot.domain.followup_policy import FollowUpPolicy, PlannedFollowUp, schedule_for_event
+from bot.domain.privacy import mask_phone
+from bot.services.conversation import ConversationService, Turn
+from bot.services.render import inline_keyboard, text_payload
+from bot.storage.models import FollowUp, Merchant, Submission, Terminal, Ticket, TicketEvent
+
+log = logging.getLogger("posbot.followups")
+
+# Repair and complaint follow-ups are part of handling a case; everything else is a survey
+# a merchant may decline for good.
+CASE_KINDS = frozenset({"repair", "complaint"})
+OPEN_STATUSES = ("scheduled", "sent", "reminded")
+ANSWERABLE_STATUSES = ("sent", "reminded", "escalated")
+# Which answer reopens the case a follow-up asks about.
+REOPEN_ON = {"post_repair": ("fixed", False), "post_complaint": ("satisfied", False)}
+
+
+@dataclass(frozen=True)
+class PlanResult:
+    created: list[FollowUp]
+    existing: int
+
+
+async def plan_followups(
+    session: AsyncSession,
+    policy: FollowUpPolicy,
+    calendar: WorkCalendar,
+    *,
+    merchant_id: int,
+    event: str,
+    at: datetime,
+    source: str,
+    now: datetime,
+    key_account: bool = False,
+    terminal_id: int | None = None,
+    ticket_id: int | None = None,
+) -> PlanResult:
+    """Write the follow-ups `event` calls for; the same source never plans the same kind twice."""
+    planned = schedule_for_event(policy, calendar, event, at, key_account=key_account)  # type: ignore[arg-type]
+    keys = {p.kind: _source_key(source, p, merchant_id) for p in planned}
+    taken = set(
+        (await session.execute(select(FollowUp.source_key).where(FollowUp.source_key.in_(list(keys.values())))))
+        .scalars()
+        .all()
+    )
+    created = []
+    for p in planned:
+        if keys[p.kind] in taken:
+            continue
+        row = _row(p, keys[p.kind], merchant_id, event, at, now, terminal_id, ticket_id)
+        session.add(row)
+        created.append(row)
+    await session.flush()
+    return PlanResult(created, len(taken))
+
+
+def _source_key(source: str, planned: PlannedFollowUp, merchant_id: int) -> str:
+    if planned.kind == "key_account":
+        # One review a quarter per merchant, whether the installation or the quarterly job plans it.
+        quarter = (planned.send_at.month - 1) // 3 + 1
+        return f"key_account:{planned.send_at.year}Q{quarter}:{merchant_id}"
+    return f"{source}:{planned.kind}"
+
+
+def _row(
+    p: PlannedFollowUp,
+    source_key: str,
+    merchant_id: int,
+    event: str,
+    at: datetime,
+    now: datetime,
+    terminal_id: int | None,
+    ticket_id: int | None,
+) -> FollowUp:
+    return FollowUp(
+        kind=p.kind,
+        form_key=p.form_key,
+        merchant_id=merchant_id,
+        terminal_id=terminal_id,
+        ticket_id=ticket_id,
+        source_key=source_key,
+        status="scheduled",
+        event=event,
+        event_at=at,
+        send_at=p.send_at,
+        window_end=p.window_end,
+        estimated=p.estimated,
+        attempts=0,
+        created_at=now,
+    )
+
+
+async def recompute_estimated(session: AsyncSession, policy: FollowUpPolicy, calendar: WorkCalendar) -> int:
+    """Follow-ups planned on the Monday-Friday fallback get real dates once the holiday data exists."""
+    rows = (
+        await session.execute(select(FollowUp).where(FollowUp.estimated.is_(True), FollowUp.status == "scheduled"))
+    ).scalars()
+    changed = 0
+    for row in rows:
+        if row.event is None or row.event_at is None:
+            continue
+        plans = {p.kind: p for p in schedule_for_event(policy, calendar, row.event, row.event_at, key_account=True)}  # type: ignore[arg-type]
+        fresh = plans.get(row.kind)
+        if fresh is None or fresh.estimated:
+            continue
+        row.send_at, row.window_end, row.estimated = fresh.send_at, fresh.window_end, False
+        changed += 1
+    return changed
+
+
+def invitation(
+    t: Any, followup: FollowUp, merchant: Merchant, serial: str | None, reminder: bool = False
+) -> dict[str, Any]:
+    """The proactive message: what we ask about, and Start / Later / Stop."""
+    key = "followup.reminder" if reminder else f"followup.invite.{followup.kind}"
+    text = t(key, name=merchant.name, serial=serial or t("staff.none"), title=t(f"form.{followup.form_key}.title"))
+    rows = [
+        [(t("survey_buttons.start"), f"fu:{followup.id}:start")],
+        [(t("survey_buttons.later"), f"fu:{followup.id}:later"), (t("survey_buttons.stop"), f"fu:{followup.id}:stop")],
+    ]
+    return text_payload(text, inline_keyboard(rows))
+
+
+def escalation(t: Any, followup: FollowUp, merchant: Merchant, serial: str | None, zone: Any) -> dict[str, Any]:
+    """The staff group's task: call this merchant, then record how it went."""
+    text = t(
+        "staff_followups.escalation",
+        reason=t(f"staff.escalation_reason.{followup.escalation_reason or 'no_answer'}"),
+        kind=t(f"followup.kind.{followup.kind}"),
+        merchant=merchant.name,
+        phone=mask_phone(merchant.phone) or t("staff.none"),
+        serial=serial or t("staff.none"),
+        due=followup.window_end.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        number=followup.id,
+    )
+    rows = [
+        [
+            (t("survey_buttons.staff_reached"), f"st:{followup.id}:reached"),
+            (t("survey_buttons.staff_not_reached"), f"st:{followup.id}:unreached"),
+        ]
+    ]
+    return text_payload(text, inline_keyboard(rows))
+
+
+class FollowUpSurveys:
+    """What a merchant does with a follow-up, inside the merchant's own update transaction."""
+
+    def __init__(
+        self,
+        service: ConversationService,
+        policy: FollowUpPolicy,
+        calendar: WorkCalendar,
+        snooze: timedelta = timedelta(hours=3),
+    ) -> None:
+        self.service = service
+        self.policy = policy
+        self.calendar = calendar
+        self.snooze = snooze
+        service.buttons["fu"] = self.on_button
+        service.submitted_hooks.append(self.on_submitted)
+
+    async def on_button(self, turn: Turn) -> None:
+        _, fid, action = (turn.incoming.data.split(":") + ["", ""])[:3]
+        followup = await turn.session.get(FollowUp, int(fid)) if fid.isdigit() else None
+        merchant = await self.service.merchant_of(turn)
+        if followup is None or merchant is None or followup.merchant_id != merchant.id:
+            turn.callback_text = turn.t("error.stale_button")
+            return
+        if action == "stop":
+            await self._opt_out(turn, merchant)
+            return
+        if followup.status not in ANSWERABLE_STATUSES:
+            turn.callback_text = turn.t("error.stale_button")
+            return
+        if action == "start":
+            context = await self.service.merchant_context(turn)
+            await self.service.start_form(turn, followup.form_key, context, followup_id=followup.id)
+        elif action == "later":
+            now = self.service.clock.now()
+            followup.status = "scheduled"
+            followup.send_at = self.calendar.next_allowed_slot(now.astimezone(self.service.zone) + self.snooze)
+            followup.lease_until = None
+            followup.remind_at = None
+            when = followup.send_at.astimezone(self.service.zone).strftime("%Y-%m-%d %H:%M")
+            turn.say_text("followup.snoozed", when=when)
+        else:
+            turn.callback_text = turn.t("error.stale_button")
+
+    async def _opt_out(self, turn: Turn, merchant: Merchant) -> None:
+        if not merchant.routine_opt_out:
+            merchant.routine_opt_out = True
+            await turn.session.execute(
+                update(FollowUp)
+                .where(
+                    FollowUp.merchant_id == merchant.id,
+                    FollowUp.status.in_(OPEN_STATUSES),
+                    FollowUp.kind.not_in(CASE_KINDS),
+                )
+                .values(status="cancelled", outcome="opted_out", lease_until=None)
+            )
+            self.service.say_to_staff(
+                turn, Text("staff_followups.opted_out", {"merchant": merchant.name, "id": merchant.id})
+            )
+        turn.say_text("followup.stopped")
+
+    async def on_submitted(self, turn: Turn, form: Form, submission: Submission, answers: dict[str, Any]) -> None:
+        if submission.followup_id is None:
+            return
+        followup = await turn.session.get(FollowUp, submission.followup_id)
+        if followup is None:
+            return
+        now = self.service.clock.now()
+        followup.status = "completed"
+        followup.completed_at = now
+        followup.outcome = "on_time" if now <= followup.window_end else "late"
+        followup.lease_until = None
+        turn.say_text("followup.thanks")
+        rule = REOPEN_ON.get(form.key)
+        if rule is not None and answers.get(rule[0]) is rule[1] and followup.ticket_id is not None:
+            await self._reopen(turn, followup.ticket_id, submission, answers)
+
+    async def _reopen(self, turn: Turn, ticket_id: int, submission: Submission, answers: dict[str, Any]) -> None:
+        ticket = await turn.session.get(Ticket, ticket_id)
+        if ticket is None:
+            return
+        now = self.service.clock.now()
+        ticket.status = "reopened"
+        ticket.resolved_at = None
+        turn.session.add(
+            TicketEvent(
+                ticket_id=ticket.id,
+                at=now,
+                actor=f"merchant:{turn.conversation.telegram_user_id}",
+                action="reopened",
+                detail={"submission": submission.id, "reason": answers.get("still_wrong") or answers.get("why")},
+            )
+        )
+        turn.say_text("followup.reopened", number=ticket.number)
+        merchant = await self.service.merchant_of(turn)
+        self.service.say_to_staff(
+            turn,
+            Text(
+                "staff_followups.ticket_reopened",
+                {
+                    "number": ticket.number,
+                    "merchant": merchant.name if merchant else "",
+                    "reason": answers.get("still_wrong") or answers.get("why") or "",
+                },
+            ),
+        )
+
+
+async def terminal_serial(session: AsyncSession, terminal_id: int | None) -> str | None:
+    if terminal_id is None:
+        return None
+    terminal = await session.get(Terminal, terminal_id)
+    return terminal.serial if terminal else None
+
+
+def plan_after_resolution(
+    service: ConversationService, policy: FollowUpPolicy, calendar: WorkCalendar
+) -> Callable[[Turn, Ticket], Awaitable[None]]:
+    """A resolved repair (or closed complaint) plans its follow-up; each resolution plans its own."""
+
+    async def hook(turn: Turn, ticket: Ticket) -> None:
+        await plan_for_ticket(turn.session, policy, calendar, ticket, service.clock.now())
+
+    return hook
+
+
+async def plan_for_ticket(
+    session: AsyncSession, policy: FollowUpPolicy, calendar: WorkCalendar, ticket: Ticket, now: datetime
+) -> PlanResult | None:
+    if ticket.merchant_id is None:
+        return None  # an unverified reporter: staff follow up by phone when they verify
+    resolutions = (
+        await session.execute(
+            select(func.count())
+            .select_from(TicketEvent)
+            .where(TicketEvent.ticket_id == ticket.id, TicketEvent.action.in_(("resolved", "closed")))
+        )
+    ).scalar_one()
+    event = "repair-resolved" if ticket.kind == "repair" else "complaint-closed"
+    return await plan_followups(
+        session,
+        policy,
+        calendar,
+        merchant_id=ticket.merchant_id,
+        event=event,
+        at=ticket.resolved_at or now,
+        source=f"ticket:{ticket.id}:{max(int(resolutions), 1)}",
+        now=now,
+        terminal_id=ticket.terminal_id,
+        ticket_id=ticket.id,
+    )

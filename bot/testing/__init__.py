@@ -1,0 +1,1 @@
+"""Test doubles that ship with the package, so tests and benchmarks share them."""

@@ -1,0 +1,101 @@
+"""Run the real aiogram bot against the fake Bot API server, in this process or as a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiogram import Bot, Dispatcher
+
+from bot.app import Core, build_core, make_bot, make_dispatcher
+from bot.channels.telegram import TelegramMessenger
+from bot.clock import Clock
+from bot.config import Settings
+from bot.testing.fake_bot_api import FakeBotAPI
+from tests.conftest import STAFF_CHAT
+
+TOKEN = "123456:TEST-token"
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class RunningBot:
+    core: Core
+    bot: Bot
+    dispatcher: Dispatcher
+    task: asyncio.Task[Any]
+
+
+def telegram_settings(database_url: str, api: FakeBotAPI, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url,
+        "staff_chat_id": STAFF_CHAT,
+        "bot_token": TOKEN,
+        "telegram_api_base": api.base_url,
+        "_env_file": None,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+@asynccontextmanager
+async def running_bot(
+    settings: Settings, clock: Clock | None = None, per_second: float = 1000
+) -> AsyncIterator[RunningBot]:
+    """The production wiring (routers, middlewares, outbox), polling the fake server."""
+    bot = make_bot(settings)
+    core = await build_core(settings, TelegramMessenger(bot, per_second=per_second), clock)
+    dispatcher = make_dispatcher(core)
+    task = asyncio.create_task(
+        dispatcher.start_polling(bot, polling_timeout=1, handle_signals=False, close_bot_session=False)
+    )
+    try:
+        yield RunningBot(core, bot, dispatcher, task)
+    finally:
+        try:
+            await dispatcher.stop_polling()
+        except RuntimeError:
+            pass  # polling already ended
+        await asyncio.wait_for(task, timeout=10)
+        await bot.session.close()
+        await core.close()
+
+
+def spawn_bot(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
+    """`python -m bot run` as a separate process, for kill -9 tests."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "BOT_TOKEN": TOKEN,
+            "TELEGRAM_API_BASE": settings.telegram_api_base or "",
+            "DATABASE_URL": settings.database_url,
+            "STAFF_CHAT_ID": str(settings.staff_chat_id),
+            "FOLLOWUP_TICK_SECONDS": str(settings.followup_tick_seconds),
+            "TELEGRAM_RATE_PER_SECOND": str(settings.telegram_rate_per_second),
+            "LOG_LEVEL": "INFO",
+        }
+    )
+    log = log_path.open("ab")
+    return subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env, stdout=log, stderr=log)
+
+
+def kill_hard(process: subprocess.Popen[bytes]) -> None:
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=10)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kill_hard(process)

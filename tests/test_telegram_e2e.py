@@ -1,0 +1,179 @@
+"""The real aiogram bot over HTTP against the fake Bot API server on 127.0.0.1."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from bot.storage.db import create_engine, session_factory
+from bot.storage.models import Answer, Ticket
+from bot.testing.fake_bot_api import FakeBotAPI
+from tests.conftest import STAFF_CHAT
+from tests.telegram_harness import TOKEN, kill_hard, running_bot, spawn_bot, stop, telegram_settings
+
+MERCHANT = 424242
+
+
+@pytest.fixture
+async def api() -> Any:
+    async with FakeBotAPI(token=TOKEN) as server:
+        server.add_user(MERCHANT, first_name="Wang", language_code="en")
+        server.add_group(STAFF_CHAT, title="After-sales staff", members=[900001])
+        yield server
+
+
+class Chat:
+    """The merchant's phone: what they type and press, and what they see."""
+
+    def __init__(self, api: FakeBotAPI, user_id: int = MERCHANT) -> None:
+        self.api = api
+        self.user_id = user_id
+
+    def seen(self) -> list[Any]:
+        return self.api.sent(self.user_id)
+
+    async def _next(self, action: Any, count: int = 1) -> Any:
+        before = len(self.seen())
+        update = action()
+        await self.api.wait_for_messages(self.user_id, before + count, timeout=10)
+        return update
+
+    async def type(self, text: str, count: int = 1) -> Any:
+        return await self._next(lambda: self.api.user_sends_text(self.user_id, text), count)
+
+    async def press(self, label: str, count: int = 1) -> Any:
+        message, data = self.find_button(label)
+        return await self._next(lambda: self.api.user_presses(self.user_id, message, data), count)
+
+    def find_button(self, label: str) -> tuple[Any, str]:
+        for message in reversed(self.seen()):
+            for text, data in self.api.buttons(message):
+                if text == label:
+                    return message, data
+        raise AssertionError(f"no button {label!r}; last message: {self.seen()[-1].text!r}")
+
+    @property
+    def last_text(self) -> str:
+        return str(self.seen()[-1].text)
+
+
+async def db_count(url: str, model: Any, *where: Any) -> int:
+    engine = create_engine(url)
+    try:
+        async with session_factory(engine)() as session:
+            return int((await session.execute(select(func.count()).select_from(model).where(*where))).scalar_one())
+    finally:
+        await engine.dispose()
+
+
+async def test_merchant_reports_a_fault_through_telegram_and_staff_hear_of_it(api: FakeBotAPI, sqlite_url: str) -> None:
+    settings = telegram_settings(sqlite_url, api)
+    async with running_bot(settings):
+        chat = Chat(api)
+        await chat.type("/repair")
+        assert "Which terminal has the problem?" in chat.last_text
+        await chat.type("ab-778899")
+        await chat.press("Network / SIM")
+        await chat.press("Yes")
+        await chat.type("no signal since this morning")
+        api.user_sends_photo(MERCHANT)
+        await api.wait_for_messages(MERCHANT, len(chat.seen()) + 1, timeout=10)
+        await chat.press("Done")
+        assert "Please try these first:" in chat.last_text
+        await chat.press("No")
+        await chat.press("Tomorrow afternoon", count=2)  # the question, then the share-phone keyboard
+        await chat.type("13812345678")
+        assert "Please check your answers:" in chat.last_text
+        await chat.press("✅ Submit")
+        assert "Your ticket is R-2026-" in chat.last_text or "Your ticket is R-" in chat.last_text
+        await api.wait_for_messages(STAFF_CHAT, 1, timeout=10)
+
+    staff = api.sent(STAFF_CHAT)[-1].text
+    assert "AB-778899" in staff and "138****5678" in staff and "13812345678" not in staff
+    assert await db_count(sqlite_url, Ticket, Ticket.serial == "AB-778899", Ticket.status == "open") == 1
+    assert await db_count(sqlite_url, Answer, Answer.question_key == "category") == 1
+    # Every press was answered, so no button kept spinning.
+    assert len(api.callback_answers) >= 6
+
+
+async def test_the_same_update_delivered_twice_is_handled_once(api: FakeBotAPI, sqlite_url: str) -> None:
+    async with running_bot(telegram_settings(sqlite_url, api)):
+        chat = Chat(api)
+        await chat.type("/repair")
+        update = await chat.type("AB123456")
+        shown = len(chat.seen())
+        api.redeliver(update)
+        await chat.type("/help", count=2)  # help, then the open question again
+        assert len(chat.seen()) == shown + 2
+    assert await db_count(sqlite_url, Answer) == 1
+
+
+async def test_two_quick_presses_of_one_button_store_one_answer(api: FakeBotAPI, sqlite_url: str) -> None:
+    async with running_bot(telegram_settings(sqlite_url, api)):
+        chat = Chat(api)
+        await chat.type("/repair")
+        await chat.type("AB123456")
+        message, data = chat.find_button("Printing")
+        api.user_presses(MERCHANT, message, data)
+        api.user_presses(MERCHANT, message, data)
+        await api.wait_for(lambda: len(api.callback_answers) >= 2, timeout=10)
+    assert await db_count(sqlite_url, Answer, Answer.question_key == "category") == 1
+    texts = [a.get("text") for a in api.callback_answers]
+    assert "This question is closed." in texts
+
+
+async def test_bad_input_gets_a_short_localized_answer_and_changes_nothing(api: FakeBotAPI, sqlite_url: str) -> None:
+    api.add_user(515151, first_name="Li", language_code="zh-hans")
+    async with running_bot(telegram_settings(sqlite_url, api)):
+        chat = Chat(api, 515151)
+        await chat.type("/repair")
+        await chat.type("AB123456")
+        await chat.type("随便打字")
+        assert chat.last_text == "请点击上方的按钮作答。"
+        before = len(chat.seen())
+        api.user_sends_sticker(515151)
+        await api.wait_for_messages(515151, before + 1, timeout=10)
+        assert chat.last_text == "请点击上方的按钮作答。"
+        await chat.type("/nonsense")
+        assert "/help" in chat.last_text
+    assert await db_count(sqlite_url, Answer) == 1
+
+
+async def test_help_lists_the_commands_in_the_merchants_language(api: FakeBotAPI, sqlite_url: str) -> None:
+    async with running_bot(telegram_settings(sqlite_url, api)):
+        chat = Chat(api)
+        await chat.type("/help")
+        for command in ("/repair", "/status", "/cancel", "/language"):
+            assert command in chat.last_text
+        await chat.type("/language")
+        await chat.press("中文")
+        assert chat.last_text == "已切换为中文。"
+
+
+async def test_a_bot_killed_mid_dialogue_continues_at_the_same_step(
+    api: FakeBotAPI, sqlite_url: str, tmp_path: Path
+) -> None:
+    settings = telegram_settings(sqlite_url, api)
+    log = tmp_path / "bot.log"
+    process = spawn_bot(settings, log)
+    try:
+        chat = Chat(api)
+        await chat.type("/repair")
+        await chat.type("AB123456")
+        await chat.press("Card reading")
+        assert "Can you still take payments" in chat.last_text
+        kill_hard(process)
+
+        # A press sent while the bot is down waits in Telegram's queue, as it would for real.
+        message, data = chat.find_button("Yes")
+        api.user_presses(MERCHANT, message, data)
+        before = len(chat.seen())
+        process = spawn_bot(settings, log)
+        await api.wait_for_messages(MERCHANT, before + 1, timeout=30)
+        assert "Please describe the problem" in chat.last_text
+    finally:
+        stop(process)
+    assert await db_count(sqlite_url, Answer) == 3, log.read_text()
