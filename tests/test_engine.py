@@ -226,7 +226,7 @@ def check(form: Form, result: Result) -> None:
 
 
 @pytest.mark.parametrize("form_key", FORMS.keys())
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(data=st.data())
 def test_random_inputs_never_raise_and_never_store_an_invalid_answer(form_key: str, data: st.DataObject) -> None:
     form = FORMS.latest(form_key)
