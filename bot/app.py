@@ -142,7 +142,7 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
     if deliver_outbox:
         scheduler.add_job(core.outbox.deliver, "interval", seconds=5, id="outbox", max_instances=1, coalesce=True)
     scheduler.add_job(
-        _tick,
+        dispatch_due,
         "interval",
         seconds=core.settings.followup_tick_seconds,
         args=[core],
@@ -177,7 +177,8 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
     return scheduler
 
 
-async def _tick(core: Core) -> None:
+async def dispatch_due(core: Core) -> None:
+    """One scheduler tick: due follow-ups, reminders, escalations, then whatever the outbox holds."""
     await core.dispatcher.tick()
     await core.outbox.deliver()
 

@@ -23,6 +23,7 @@ from bot.testing.fake_bot_api import FakeBotAPI
 from tests.conftest import STAFF_CHAT
 
 TOKEN = "123456:TEST-token"
+MERCHANT = 424242
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -99,3 +100,45 @@ def stop(process: subprocess.Popen[bytes]) -> None:
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             kill_hard(process)
+
+
+class Chat:
+    """The merchant's phone: what they type and press, and what they see."""
+
+    def __init__(self, api: FakeBotAPI, user_id: int = MERCHANT) -> None:
+        self.api = api
+        self.user_id = user_id
+
+    def seen(self) -> list[Any]:
+        return self.api.sent(self.user_id)
+
+    async def _next(self, action: Any, count: int = 1) -> Any:
+        before = len(self.seen())
+        update = action()
+        await self.api.wait_for_messages(self.user_id, before + count, timeout=10)
+        return update
+
+    async def type(self, text: str, count: int = 1) -> Any:
+        return await self._next(lambda: self.api.user_sends_text(self.user_id, text), count)
+
+    async def press(self, label: str, count: int = 1) -> Any:
+        message, data = self.find_button(label)
+        return await self._next(lambda: self.api.user_presses(self.user_id, message, data), count)
+
+    async def toggle(self, label: str) -> None:
+        """A multi-choice button: the bot edits the question in place instead of sending anew."""
+        message, data = self.find_button(label)
+        edits = message.edits
+        self.api.user_presses(self.user_id, message, data)
+        await self.api.wait_for(lambda: message.edits > edits, timeout=10)
+
+    def find_button(self, label: str) -> tuple[Any, str]:
+        for message in reversed(self.seen()):
+            for text, data in self.api.buttons(message):
+                if text == label:
+                    return message, data
+        raise AssertionError(f"no button {label!r}; last message: {self.seen()[-1].text!r}")
+
+    @property
+    def last_text(self) -> str:
+        return str(self.seen()[-1].text)

@@ -105,7 +105,10 @@ def test_the_next_allowed_slot_is_never_earlier_and_always_inside_working_hours(
 def test_schedule_preview_prints_one_json_object_per_follow_up() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bot", "schedule-preview", "--event", "installation", "--at", "2025-09-30T15:00"],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines[0] == {
@@ -116,7 +119,19 @@ def test_schedule_preview_prints_one_json_object_per_follow_up() -> None:
     }
     assert {line["kind"] for line in lines} == {"install_first", "install_second"}
     fallback = subprocess.run(
-        [sys.executable, "-m", "bot", "schedule-preview", "--event", "repair-resolved", "--at", "2027-05-06T10:00+08:00"],
-        capture_output=True, text=True, cwd=ROOT, check=True,
+        [
+            sys.executable,
+            "-m",
+            "bot",
+            "schedule-preview",
+            "--event",
+            "repair-resolved",
+            "--at",
+            "2027-05-06T10:00+08:00",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
     )
     assert json.loads(fallback.stdout.splitlines()[0])["estimated"] is True

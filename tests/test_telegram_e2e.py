@@ -12,9 +12,7 @@ from bot.storage.db import create_engine, session_factory
 from bot.storage.models import Answer, Ticket
 from bot.testing.fake_bot_api import FakeBotAPI
 from tests.conftest import STAFF_CHAT
-from tests.telegram_harness import TOKEN, kill_hard, running_bot, spawn_bot, stop, telegram_settings
-
-MERCHANT = 424242
+from tests.telegram_harness import MERCHANT, TOKEN, Chat, kill_hard, running_bot, spawn_bot, stop, telegram_settings
 
 
 @pytest.fixture
@@ -23,41 +21,6 @@ async def api() -> Any:
         server.add_user(MERCHANT, first_name="Wang", language_code="en")
         server.add_group(STAFF_CHAT, title="After-sales staff", members=[900001])
         yield server
-
-
-class Chat:
-    """The merchant's phone: what they type and press, and what they see."""
-
-    def __init__(self, api: FakeBotAPI, user_id: int = MERCHANT) -> None:
-        self.api = api
-        self.user_id = user_id
-
-    def seen(self) -> list[Any]:
-        return self.api.sent(self.user_id)
-
-    async def _next(self, action: Any, count: int = 1) -> Any:
-        before = len(self.seen())
-        update = action()
-        await self.api.wait_for_messages(self.user_id, before + count, timeout=10)
-        return update
-
-    async def type(self, text: str, count: int = 1) -> Any:
-        return await self._next(lambda: self.api.user_sends_text(self.user_id, text), count)
-
-    async def press(self, label: str, count: int = 1) -> Any:
-        message, data = self.find_button(label)
-        return await self._next(lambda: self.api.user_presses(self.user_id, message, data), count)
-
-    def find_button(self, label: str) -> tuple[Any, str]:
-        for message in reversed(self.seen()):
-            for text, data in self.api.buttons(message):
-                if text == label:
-                    return message, data
-        raise AssertionError(f"no button {label!r}; last message: {self.seen()[-1].text!r}")
-
-    @property
-    def last_text(self) -> str:
-        return str(self.seen()[-1].text)
 
 
 async def db_count(url: str, model: Any, *where: Any) -> int:

@@ -10,8 +10,10 @@ from bot.scheduling.outbox import Outbox
 from bot.services.staff import StaffAction, StaffDesk
 
 
-def _action(update: Update, chat_id: int, user_id: int, name: str, message_id: int | None = None) -> StaffAction:
-    return StaffAction(update.update_id, chat_id, user_id, name, message_id)
+def _action(
+    update: Update, chat_id: int, user_id: int, name: str, message_id: int | None = None, language: str | None = None
+) -> StaffAction:
+    return StaffAction(update.update_id, chat_id, user_id, name, message_id, language)
 
 
 async def on_install(
@@ -20,7 +22,7 @@ async def on_install(
     user = message.from_user
     if user is None:
         return
-    action = _action(event_update, message.chat.id, user.id, user.full_name)
+    action = _action(event_update, message.chat.id, user.id, user.full_name, language=user.language_code)
     outcome = await staff.install(action, command.args or "")
     await outbox.deliver(outcome.outbox_ids)
 

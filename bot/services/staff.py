@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy
-from bot.i18n import Translator
+from bot.i18n import Translator, locale_for
 from bot.services.installations import InstallationError, parse_install_args, register_installation
 from bot.services.render import text_payload
 from bot.storage.models import FollowUp, Merchant, OutboxMessage, ProcessedUpdate
@@ -38,6 +38,7 @@ class StaffAction:
     user_id: int
     user_name: str
     message_id: int | None = None
+    language_code: str | None = None
 
 
 @dataclass
@@ -139,7 +140,8 @@ class StaffDesk:
         log.warning("user %s tried a staff action outside the staff chat", action.user_id)
         refusal = OutboxMessage(
             chat_id=action.chat_id,
-            payload=text_payload(self.t("install.not_staff")),
+            # Said in the person's own language: they are not in the staff group.
+            payload=text_payload(Translator(locale_for(action.language_code, self.t.locale))("install.not_staff")),
             purpose="reply",
             status="pending",
             attempts=0,
