@@ -6,6 +6,7 @@ import asyncio
 import logging
 import sys
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TextIO
 
 from aiogram import Bot, Dispatcher
@@ -112,6 +113,7 @@ async def build_core(
         staff_chat_id=staff_chat,
         default_locale=settings.default_locale,
         zone=settings.zone,
+        lease=timedelta(seconds=settings.followup_lease_seconds),
     )
     dispatcher.outbox = outbox
     outbox.on_unreachable.append(dispatcher.on_unreachable)

@@ -38,6 +38,8 @@ class Settings(BaseSettings):
     terminal_user_id: int = 1
     followup_policy: Path | None = None  # a TOML file; the packaged defaults when unset
     followup_tick_seconds: float = Field(default=30, gt=0)
+    # A dispatcher that dies keeps its claimed follow-ups this long before another may take them.
+    followup_lease_seconds: float = Field(default=120, gt=0)
     # Telegram allows about 30 messages a second overall; stay under it.
     telegram_rate_per_second: float = Field(default=25, gt=0)
     log_level: str = "INFO"

@@ -80,6 +80,7 @@ def spawn_bot(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
             "DATABASE_URL": settings.database_url,
             "STAFF_CHAT_ID": str(settings.staff_chat_id),
             "FOLLOWUP_TICK_SECONDS": str(settings.followup_tick_seconds),
+            "FOLLOWUP_LEASE_SECONDS": str(settings.followup_lease_seconds),
             "TELEGRAM_RATE_PER_SECOND": str(settings.telegram_rate_per_second),
             "LOG_LEVEL": "INFO",
         }

@@ -64,13 +64,16 @@ class TelegramMessenger:
         per_second: float = 25.0,
         chats: ChatLimiters | None = None,
         max_retries: int = 5,
+        request_timeout: int = 15,
     ) -> None:
         self.bot = bot
-        # Evenly spaced rather than bursts: a full bucket spent at once would exceed the limit
-        # inside Telegram's one-second window.
-        self.overall = AsyncLimiter(1, 1 / per_second)
+        # A bucket of two, not of a second's worth: a full bucket spent at once would exceed the
+        # limit inside Telegram's one-second window, and a bucket of one loses a sixth of the
+        # rate to timer wake-ups (measured: 162/s of 196/s).
+        self.overall = AsyncLimiter(2, 2 / per_second)
         self.chats = chats or ChatLimiters()
         self.max_retries = max_retries
+        self.request_timeout = request_timeout
         self.retry_after_count = 0
 
     async def send(self, chat_id: int, payload: Payload) -> int | None:
@@ -104,6 +107,7 @@ class TelegramMessenger:
                     chat_id=chat_id,
                     message_id=edit_id,
                     reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
+                    request_timeout=self.request_timeout,
                 )
                 return edit_id if edited is True else edited.message_id  # type: ignore[union-attr]
             except TelegramBadRequest as exc:
@@ -111,5 +115,7 @@ class TelegramMessenger:
                     return int(edit_id)
                 # The message is gone or too old to edit: say it anew instead.
                 log.info("could not edit message %s in chat %s: %s", edit_id, chat_id, exc.message)
-        sent = await self.bot.send_message(chat_id, payload["text"], reply_markup=markup)
+        sent = await self.bot.send_message(
+            chat_id, payload["text"], reply_markup=markup, request_timeout=self.request_timeout
+        )
         return sent.message_id

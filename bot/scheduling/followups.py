@@ -81,7 +81,7 @@ class FollowUpDispatcher:
         self.zone = zone or ZoneInfo("Asia/Shanghai")
         self.lease = lease
         self.batch = batch
-        self.concurrency = asyncio.Semaphore(concurrency)
+        self.concurrency_limit = concurrency
         self.owner = uuid.uuid4().hex[:16]
         self.stats = DispatcherStats()
         self.outbox: Any = None  # set by the wiring; escalations are delivered through it
@@ -91,23 +91,39 @@ class FollowUpDispatcher:
     async def tick(self) -> TickReport:
         """One pass: send what is due, remind the silent, escalate the overdue."""
         report = TickReport()
-        while True:
-            claimed = await self.claim(self.batch, reminders=False)
-            if not claimed:
-                break
-            results = await asyncio.gather(*(self._guarded(c, reminder=False) for c in claimed))
-            report.sent += results.count("sent")
+        for reminder in (False, True):
+            results = await self._drain(reminder)
+            if reminder:
+                report.reminded += results.count("sent")
+            else:
+                report.sent += results.count("sent")
             report.retried += results.count("retry")
-            report.escalated += results.count("escalated")
-        while True:
-            claimed = await self.claim(self.batch, reminders=True)
-            if not claimed:
-                break
-            results = await asyncio.gather(*(self._guarded(c, reminder=True) for c in claimed))
-            report.reminded += results.count("sent")
             report.escalated += results.count("escalated")
         report.escalated += await self.escalate_overdue()
         return report
+
+    async def _drain(self, reminder: bool) -> list[str]:
+        """Claim the next batch while the last one is still being sent, so the sender never idles."""
+        queue: asyncio.Queue[Claimed | None] = asyncio.Queue(maxsize=self.batch * 2)
+        results: list[str] = []
+        workers = self.concurrency_limit
+
+        async def claimer() -> None:
+            while True:
+                claimed = await self.claim(self.batch, reminders=reminder)
+                for item in claimed:
+                    await queue.put(item)
+                if len(claimed) < self.batch:
+                    break
+            for _ in range(workers):
+                await queue.put(None)
+
+        async def worker() -> None:
+            while (item := await queue.get()) is not None:
+                results.append(await self._guarded(item, reminder))
+
+        await asyncio.gather(claimer(), *(worker() for _ in range(workers)))
+        return results
 
     async def claim(self, limit: int, reminders: bool = False) -> list[Claimed]:
         now = self.clock.now()
@@ -143,12 +159,11 @@ class FollowUpDispatcher:
             ]
 
     async def _guarded(self, claimed: Claimed, reminder: bool) -> str:
-        async with self.concurrency:
-            try:
-                return await self._send(claimed, reminder)
-            except Exception:
-                log.exception("follow-up %s could not be dispatched", claimed.followup.id)
-                return "error"
+        try:
+            return await self._send(claimed, reminder)
+        except Exception:
+            log.exception("follow-up %s could not be dispatched", claimed.followup.id)
+            return "error"
 
     async def _send(self, claimed: Claimed, reminder: bool) -> str:
         followup, merchant = claimed.followup, claimed.merchant

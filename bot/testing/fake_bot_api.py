@@ -119,6 +119,7 @@ class FakeBotAPI:
         self.callback_answers: list[JSON] = []
         self.count_429 = 0
         self.count_5xx = 0
+        self.dropped = 0
         self.method_counts: dict[str, int] = {}
         self._calls: list[Call] = []
         self._messages: list[SentMessage] = []
@@ -265,6 +266,11 @@ class FakeBotAPI:
         delays = self._delays.get(key)
         if delays:
             await asyncio.sleep(delays.popleft())
+            if request.transport is None or request.transport.is_closing():
+                # The client timed out and left: like a request lost on the way, it never happened.
+                self.dropped += 1
+                self._notify()
+                return web.Response(status=499)
         handler: Callable[[JSON], Any] | None = getattr(self, f"_m_{key}", None)
         if handler is None:
             return self._record(method, params, 404, {"ok": False, "error_code": 404, "description": "Not Found"})
