@@ -118,3 +118,33 @@ async def core(database_url: str, clock: FrozenClock) -> AsyncIterator[Core]:
     built = await build_core(make_settings(database_url), RecordingMessenger(), clock)
     yield built
     await built.close()
+
+
+async def linked_merchant(
+    core: Core, user_id: int, *, name: str, phone: str | None, terminals: list[tuple[str, str | None]] | None = None
+) -> int:
+    """A merchant already connected to Telegram user `user_id`, talking English."""
+    from bot.services.merchants import add_merchant
+    from bot.storage.models import Conversation
+
+    async with core.sessions() as session, session.begin():
+        merchant = await add_merchant(
+            session,
+            name=name,
+            phone=phone,
+            now=core.clock.now(),
+            terminals=terminals or [],
+            invite_code=f"code{user_id}",
+        )
+        merchant.telegram_user_id = user_id
+        session.add(
+            Conversation(
+                telegram_user_id=user_id,
+                chat_id=user_id,
+                locale="en",
+                locale_chosen=False,
+                merchant_id=merchant.id,
+                updated_at=core.clock.now(),
+            )
+        )
+        return merchant.id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import subprocess
@@ -61,10 +62,8 @@ async def running_bot(
     try:
         yield RunningBot(core, bot, dispatcher, task)
     finally:
-        try:
+        with contextlib.suppress(RuntimeError):  # polling already ended
             await dispatcher.stop_polling()
-        except RuntimeError:
-            pass  # polling already ended
         await asyncio.wait_for(task, timeout=10)
         await bot.session.close()
         await core.close()

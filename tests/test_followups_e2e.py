@@ -13,10 +13,9 @@ from sqlalchemy import select
 
 from bot.app import Core, dispatch_due
 from bot.clock import FrozenClock
-from bot.services.merchants import add_merchant
-from bot.storage.models import Conversation, FollowUp, Merchant, Ticket
+from bot.storage.models import FollowUp, Merchant, Ticket
 from bot.testing.fake_bot_api import FakeBotAPI
-from tests.conftest import SHANGHAI, STAFF_CHAT
+from tests.conftest import SHANGHAI, STAFF_CHAT, linked_merchant
 from tests.telegram_harness import TOKEN, Chat, running_bot, telegram_settings
 
 STAFF_MEMBER = 900001
@@ -41,20 +40,7 @@ def monday_afternoon() -> FrozenClock:
 
 
 async def shop(core: Core, user_id: int = SHOP, phone: str = "13812345678") -> int:
-    async with core.sessions() as session, session.begin():
-        merchant = await add_merchant(session, name="Golden Dumplings", phone=phone, now=core.clock.now())
-        merchant.telegram_user_id = user_id
-        session.add(
-            Conversation(
-                telegram_user_id=user_id,
-                chat_id=user_id,
-                locale="en",
-                locale_chosen=False,
-                merchant_id=merchant.id,
-                updated_at=core.clock.now(),
-            )
-        )
-        return merchant.id
+    return await linked_merchant(core, user_id, name="Golden Dumplings", phone=phone)
 
 
 async def followups(core: Core) -> list[FollowUp]:

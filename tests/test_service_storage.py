@@ -23,7 +23,7 @@ from bot.storage.models import (
     Ticket,
     TicketEvent,
 )
-from tests.conftest import STAFF_CHAT, RecordingMessenger, make_settings
+from tests.conftest import STAFF_CHAT, RecordingMessenger, linked_merchant, make_settings
 
 USER = 5001
 update_ids = itertools.count(1000)
@@ -95,26 +95,7 @@ async def report_until_summary(m: Merchant, *, fixed: bool) -> None:
 
 
 async def registered(core: Core, user_id: int = USER) -> None:
-    async with core.sessions() as session, session.begin():
-        merchant = await add_merchant(
-            session,
-            name="Lucky Noodles",
-            phone="13812345678",
-            now=core.clock.now(),
-            terminals=[("AB123456", "P300")],
-            invite_code=f"code{user_id}",
-        )
-        merchant.telegram_user_id = user_id
-        session.add(
-            Conversation(
-                telegram_user_id=user_id,
-                chat_id=user_id,
-                locale="en",
-                locale_chosen=False,
-                merchant_id=merchant.id,
-                updated_at=core.clock.now(),
-            )
-        )
+    await linked_merchant(core, user_id, name="Lucky Noodles", phone="13812345678", terminals=[("AB123456", "P300")])
 
 
 async def test_repair_report_with_onsite_visit_creates_ticket_answers_and_notifies_staff(core: Core) -> None:

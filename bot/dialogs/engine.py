@@ -16,9 +16,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-import phonenumbers
-
 from bot.dialogs.schema import Form, Kind, Step
+from bot.domain.phones import normalize_phone
 from bot.domain.privacy import mask_phone
 
 # Button data the engine understands besides option values (all short: Telegram
@@ -282,7 +281,7 @@ def validate(step: Step, value: Any) -> bool:
     if kind is Kind.TEXT:
         return isinstance(value, str) and step.min_length <= len(value.strip()) <= step.max_length
     if kind is Kind.PHONE:
-        return isinstance(value, str) and _parse_phone(value, step.region) == value
+        return isinstance(value, str) and normalize_phone(value, step.region) == value
     if kind is Kind.SERIAL:
         return isinstance(value, str) and bool(step.serial_pattern.match(value))
     if kind is Kind.DATETIME:
@@ -523,30 +522,20 @@ def _read_button_value(step: Step, incoming: Input) -> tuple[Any, Text | None]:
     return None, Text("error.use_buttons")
 
 
-def _parse_phone(text: str, region: str) -> str | None:
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
 def _read_phone(step: Step, state: State, incoming: Input) -> tuple[Any, Text | None]:
     if isinstance(incoming, ButtonInput) and incoming.data == KNOWN:
         known = state.context.get(step.known_from or "phone")
-        if isinstance(known, str) and _parse_phone(known, step.region) == known:
+        if isinstance(known, str) and normalize_phone(known, step.region) == known:
             return known, None
         return None, Text("error.invalid_phone")
     if isinstance(incoming, ContactInput):
         if not incoming.own:
             return None, Text("error.not_own_contact")
-        phone = _parse_phone(incoming.phone, step.region)
+        phone = normalize_phone(incoming.phone, step.region)
         return (phone, None) if phone else (None, Text("error.invalid_phone"))
     if not isinstance(incoming, TextInput):
         return None, Text("error.type_phone")
-    phone = _parse_phone(incoming.text.strip(), step.region)
+    phone = normalize_phone(incoming.text.strip(), step.region)
     return (phone, None) if phone else (None, Text("error.invalid_phone"))
 
 

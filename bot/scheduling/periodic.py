@@ -14,9 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
 from bot.domain.calendar import WorkCalendar
-from bot.domain.followup_policy import FollowUpPolicy, routine_sample
-from bot.services.followups import recompute_estimated
-from bot.storage.models import FollowUp, Merchant
+from bot.domain.followup_policy import FollowUpPolicy, PlannedFollowUp, routine_sample
+from bot.services.followups import followup_row, recompute_estimated, taken_sources
+from bot.storage.models import Merchant
 
 log = logging.getLogger("posbot.periodic")
 
@@ -49,32 +49,13 @@ async def _plan_period(
     last_day, estimated = calendar.add_working_days(send_at, SURVEY_WINDOW_WORKING_DAYS)
     window_end = calendar.end_of_working_day(last_day)
     keys = {m: f"{kind}:{period}:{m}" for m in merchant_ids}
-    taken = set(
-        (await session.execute(select(FollowUp.source_key).where(FollowUp.source_key.in_(list(keys.values())))))
-        .scalars()
-        .all()
-    )
+    taken = await taken_sources(session, keys.values())
+    plan = PlannedFollowUp(kind, form_key, send_at, window_end, estimated)
     planned = 0
     for merchant_id, key in keys.items():
-        if key in taken:
-            continue
-        session.add(
-            FollowUp(
-                kind=kind,
-                form_key=form_key,
-                merchant_id=merchant_id,
-                source_key=key,
-                status="scheduled",
-                event=kind,
-                event_at=now,
-                send_at=send_at,
-                window_end=window_end,
-                estimated=estimated,
-                attempts=0,
-                created_at=now,
-            )
-        )
-        planned += 1
+        if key not in taken:
+            session.add(followup_row(plan, key, merchant_id, kind, now, now))
+            planned += 1
     return planned
 
 

@@ -10,7 +10,7 @@ here in the merchant's own transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -61,16 +61,12 @@ async def plan_followups(
     """Write the follow-ups `event` calls for; the same source never plans the same kind twice."""
     planned = schedule_for_event(policy, calendar, event, at, key_account=key_account)  # type: ignore[arg-type]
     keys = {p.kind: _source_key(source, p, merchant_id) for p in planned}
-    taken = set(
-        (await session.execute(select(FollowUp.source_key).where(FollowUp.source_key.in_(list(keys.values())))))
-        .scalars()
-        .all()
-    )
+    taken = await taken_sources(session, keys.values())
     created = []
     for p in planned:
         if keys[p.kind] in taken:
             continue
-        row = _row(p, keys[p.kind], merchant_id, event, at, now, terminal_id, ticket_id)
+        row = followup_row(p, keys[p.kind], merchant_id, event, at, now, terminal_id, ticket_id)
         session.add(row)
         created.append(row)
     await session.flush()
@@ -85,15 +81,21 @@ def _source_key(source: str, planned: PlannedFollowUp, merchant_id: int) -> str:
     return f"{source}:{planned.kind}"
 
 
-def _row(
+async def taken_sources(session: AsyncSession, keys: Iterable[str]) -> set[str]:
+    """The source keys that already planned a follow-up: planning them again changes nothing."""
+    found = await session.execute(select(FollowUp.source_key).where(FollowUp.source_key.in_(list(keys))))
+    return set(found.scalars())
+
+
+def followup_row(
     p: PlannedFollowUp,
     source_key: str,
     merchant_id: int,
     event: str,
     at: datetime,
     now: datetime,
-    terminal_id: int | None,
-    ticket_id: int | None,
+    terminal_id: int | None = None,
+    ticket_id: int | None = None,
 ) -> FollowUp:
     return FollowUp(
         kind=p.kind,

@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.dialogs.schema import DEFAULT_SERIAL_PATTERN
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy
+from bot.domain.phones import normalize_phone
 from bot.services.followups import PlanResult, plan_followups
-from bot.services.merchants import add_merchant, normalize_phone
+from bot.services.merchants import add_merchant
 from bot.storage.models import Merchant, Terminal
 
 SERIAL = re.compile(DEFAULT_SERIAL_PATTERN)

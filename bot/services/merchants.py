@@ -5,25 +5,15 @@ from __future__ import annotations
 import secrets
 from datetime import datetime
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.domain.phones import normalize_phone
 from bot.services.conversation import ConversationService, Turn, open_tickets_of
 from bot.services.render import REMOVE_KEYBOARD
 from bot.storage.models import Merchant, Terminal
 
 INVITE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0) for codes read aloud
-
-
-def normalize_phone(text: str, region: str = "CN") -> str | None:
-    try:
-        number = phonenumbers.parse(text, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def new_invite_code() -> str:

@@ -11,6 +11,7 @@ the dispatch benchmark.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import random
@@ -317,17 +318,16 @@ class FakeBotAPI:
         if self.webhook is not None:
             raise TelegramError(
                 409,
-                "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first",
+                "Conflict: can't use getUpdates method while webhook is active; "
+                "use deleteWebhook to delete the webhook first",
             )
         # Telegram forgets every update below the offset once it is confirmed.
         while self._updates and self._updates[0]["update_id"] < offset:
             self._updates.popleft()
         if not self._updates and timeout > 0:
             async with self._changed:
-                try:
+                with contextlib.suppress(TimeoutError):  # a long poll that ends empty is normal
                     await asyncio.wait_for(self._changed.wait_for(lambda: bool(self._updates)), timeout)
-                except TimeoutError:
-                    pass
         return [u for u in self._updates if u["update_id"] >= offset][:limit]
 
     def _m_setwebhook(self, params: JSON) -> bool:
@@ -629,7 +629,7 @@ class FakeBotAPI:
 
         asyncio.get_running_loop().create_task(wake())
 
-    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:  # noqa: ASYNC109
         async def until() -> None:
             async with self._changed:
                 await self._changed.wait_for(predicate)
@@ -640,7 +640,12 @@ class FakeBotAPI:
             recent = [(m.chat_id, m.text) for m in self._messages[-8:]]
             raise AssertionError(f"timed out after {timeout}s; the last messages sent: {recent}") from None
 
-    async def wait_for_messages(self, chat_id: int, count: int, timeout: float = 5.0) -> list[SentMessage]:
+    async def wait_for_messages(
+        self,
+        chat_id: int,
+        count: int,
+        timeout: float = 5.0,  # noqa: ASYNC109
+    ) -> list[SentMessage]:
         await self.wait_for(lambda: len(self._by_chat.get(chat_id, [])) >= count, timeout)
         return self.sent(chat_id)
 
