@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sys
 from dataclasses import dataclass
 from datetime import timedelta
@@ -247,18 +248,20 @@ async def _serve_webhook(settings: Settings, bot: Bot, dispatcher: Dispatcher) -
     from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
     from aiohttp import web
 
-    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else None
+    # Without a configured secret, make one for this run: only Telegram then knows it.
+    secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
     app = web.Application()
     path = "/" + settings.webhook_url.split("://", 1)[1].partition("/")[2] if settings.webhook_url else "/"
     SimpleRequestHandler(dispatcher, bot, secret_token=secret).register(app, path=path)
     setup_application(app, dispatcher, bot=bot)
-    await bot.set_webhook(
-        settings.webhook_url or "", secret_token=secret, allowed_updates=dispatcher.resolve_used_update_types()
-    )
     host, _, port = settings.webhook_listen.rpartition(":")
     runner = web.AppRunner(app)
     await runner.setup()
+    # Listen first, then tell Telegram where to post: no update arrives before we can take it.
     await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    await bot.set_webhook(
+        settings.webhook_url or "", secret_token=secret, allowed_updates=dispatcher.resolve_used_update_types()
+    )
     log.info("listening for webhook calls on %s%s", settings.webhook_listen, path)
     try:
         await asyncio.Event().wait()

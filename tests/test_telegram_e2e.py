@@ -140,3 +140,68 @@ async def test_a_bot_killed_mid_dialogue_continues_at_the_same_step(
     finally:
         stop(process)
     assert await db_count(sqlite_url, Answer) == 3, log.read_text()
+
+
+async def test_an_unexpected_error_gets_an_apology_and_the_bot_carries_on(api: FakeBotAPI, sqlite_url: str) -> None:
+    async with running_bot(telegram_settings(sqlite_url, api)) as running:
+
+        async def broken(*_: Any) -> None:
+            raise RuntimeError("the ticket printer caught fire")
+
+        running.core.service.outcomes["repair_ticket"] = broken
+        chat = Chat(api)
+        await chat.type("/repair")
+        await chat.type("AB123456")
+        await chat.press("Something else")
+        await chat.press("Yes")
+        await chat.type("it beeps")
+        await chat.press("Skip")
+        await chat.press("Yes")
+        await chat.press("✅ Submit")
+        assert chat.last_text == "Sorry, something went wrong on our side. Please try again in a moment."
+        await chat.type("/help", count=2)  # still answering; the report waits at its summary
+        assert "Please check your answers:" in chat.last_text
+    assert await db_count(sqlite_url, Ticket) == 0
+
+
+async def test_webhook_mode_takes_updates_only_with_the_secret_token(api: FakeBotAPI, sqlite_url: str) -> None:
+    import asyncio
+    import socket
+
+    from aiohttp import ClientSession
+
+    from bot.app import run_telegram
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = telegram_settings(
+        sqlite_url,
+        api,
+        webhook_url=f"http://127.0.0.1:{port}/telegram",
+        webhook_listen=f"127.0.0.1:{port}",
+        webhook_secret="s3cret-path-token",
+    )
+    bot_task = asyncio.create_task(run_telegram(settings))
+    try:
+        await api.wait_for(lambda: api.webhook is not None, timeout=15)
+        assert api.webhook == {"url": f"http://127.0.0.1:{port}/telegram", "secret_token": "s3cret-path-token"}
+        await Chat(api).type("/help")  # the fake server POSTs the update with the secret header
+        assert "/repair" in Chat(api).last_text
+        async with ClientSession() as client:
+            forged = {
+                "update_id": 999,
+                "message": {
+                    "message_id": 1,
+                    "date": 0,
+                    "chat": {"id": MERCHANT, "type": "private"},
+                    "from": {"id": MERCHANT, "is_bot": False, "first_name": "X"},
+                    "text": "/repair",
+                },
+            }
+            async with client.post(f"http://127.0.0.1:{port}/telegram", json=forged) as response:
+                assert response.status == 401
+    finally:
+        bot_task.cancel()
+        with __import__("contextlib").suppress(asyncio.CancelledError):
+            await bot_task

@@ -332,6 +332,7 @@ class FakeBotAPI:
 
     def _m_setwebhook(self, params: JSON) -> bool:
         self.webhook = {"url": params.get("url", ""), "secret_token": params.get("secret_token")}
+        self._notify()
         return True
 
     def _m_deletewebhook(self, params: JSON) -> bool:
@@ -508,8 +509,16 @@ class FakeBotAPI:
         headers = {}
         if self.webhook.get("secret_token"):
             headers["X-Telegram-Bot-Api-Secret-Token"] = str(self.webhook["secret_token"])
-        async with self._client.post(self.webhook["url"], json=update, headers=headers) as response:
-            await response.read()
+        # Telegram keeps trying a webhook that does not answer; so do we, a few times.
+        for attempt in range(5):
+            try:
+                async with self._client.post(self.webhook["url"], json=update, headers=headers) as response:
+                    await response.read()
+                    if response.status < 500:
+                        return
+            except OSError:
+                pass
+            await asyncio.sleep(0.2 * (attempt + 1))
 
     def redeliver(self, update: JSON) -> None:
         """The same update again, same update_id: Telegram does this after a lost confirmation."""
