@@ -175,7 +175,13 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         coalesce=True,
     )
     scheduler.add_job(
-        sweep_abandoned, "interval", minutes=10, args=[core.service], id="abandoned", max_instances=1, coalesce=True
+        sweep_abandoned,
+        "interval",
+        minutes=10,
+        args=[core.service, core.outbox],
+        id="abandoned",
+        max_instances=1,
+        coalesce=True,
     )
     return scheduler
 

@@ -288,3 +288,24 @@ async def test_cancel_help_and_status_work_mid_dialogue(core: Core) -> None:
     assert await count(core, Submission, Submission.status == "cancelled") == 1
     await m.command("/cancel")
     assert m.last()["text"] == "There is nothing to cancel."
+
+
+async def test_a_report_left_unfinished_for_two_days_is_closed_and_the_merchant_told(core: Core) -> None:
+    from datetime import timedelta
+
+    from bot.services.conversation import sweep_abandoned
+
+    m = Merchant(core)
+    await m.command("/repair")
+    await m.text("AB123456")
+    core.clock.advance(timedelta(hours=47))  # type: ignore[attr-defined]
+    assert await sweep_abandoned(core.service, core.outbox) == 0
+    core.clock.advance(timedelta(hours=2))  # type: ignore[attr-defined]
+    assert await sweep_abandoned(core.service, core.outbox) == 1
+    assert "expired" in m.last()["text"]
+    assert await count(core, Submission, Submission.status == "abandoned") == 1
+    assert await sweep_abandoned(core.service) == 0
+    await m.text("hello?")
+    assert m.last()["text"].startswith("Send /repair to report a fault")
+    async with core.sessions() as session:
+        assert (await session.get(Conversation, USER)).state is None  # type: ignore[union-attr]

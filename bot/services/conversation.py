@@ -317,8 +317,9 @@ class ConversationService:
     async def _apply(self, turn: Turn, form: Form, result: engine.Result) -> None:
         conversation = turn.conversation
         submission = await self._submission(turn)
-        conversation.state = engine.state_to_dict(result.state)
         final = not result.state.is_open
+        # A finished dialogue lives on in its submission and answers; the conversation keeps only open ones.
+        conversation.state = None if final else engine.state_to_dict(result.state)
         for reply in result.replies:
             if final and not reply.buttons:
                 turn.say(text_payload(turn.t.lines(reply.parts), REMOVE_KEYBOARD))
@@ -521,7 +522,7 @@ async def open_tickets_of(session: AsyncSession, user_id: int, merchant_id: int 
     return list(rows.scalars())
 
 
-async def sweep_abandoned(service: ConversationService) -> int:
+async def sweep_abandoned(service: ConversationService, outbox: Any = None) -> int:
     """Close dialogues left untouched longer than the abandonment limit, telling the merchant."""
     cutoff = service.clock.now() - service.abandon_after
     async with service.sessions() as session:
@@ -535,4 +536,6 @@ async def sweep_abandoned(service: ConversationService) -> int:
     for user_id, chat_id in candidates:
         outcome = await service.handle(Incoming(user_id=user_id, chat_id=chat_id, kind="other", other_kind="timeout"))
         closed += bool(outcome.outbox_ids)
+        if outbox is not None:
+            await outbox.deliver(outcome.outbox_ids)
     return closed

@@ -235,7 +235,7 @@ class Conversation(Base):
     locale_chosen: Mapped[bool] = mapped_column(Boolean, default=False)
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"))
     submission_id: Mapped[int | None] = mapped_column(ForeignKey("submissions.id"))
-    state: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    state: Mapped[dict[str, Any] | None] = mapped_column(JSON(none_as_null=True), nullable=True)
     # Bumped on every change; a writer that read an older revision loses and retries.
     revision: Mapped[int] = mapped_column(Integer, default=0)
     updated_at: Mapped[datetime] = mapped_column(Timestamp)
