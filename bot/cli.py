@@ -165,7 +165,7 @@ def import_installations(
 
     settings = _settings()
     try:
-        report = asyncio.run(import_installations_csv(settings, file.read(), progress=sys.stderr.isatty()))
+        report = asyncio.run(import_installations_csv(settings, file.read(), progress=True))
     except ValueError as exc:
         typer.echo(f"posbot: {exc}", err=True)
         raise typer.Exit(2) from None
