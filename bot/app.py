@@ -116,7 +116,6 @@ async def build_core(
         zone=settings.zone,
         lease=timedelta(seconds=settings.followup_lease_seconds),
     )
-    dispatcher.outbox = outbox
     outbox.on_unreachable.append(dispatcher.on_unreachable)
     core = Core(
         settings,

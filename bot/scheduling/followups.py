@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -51,7 +51,6 @@ class Claimed:
 class DispatcherStats:
     sent: int = 0
     duplicates: int = 0
-    failures: dict[str, int] = field(default_factory=dict)
 
 
 class FollowUpDispatcher:
@@ -84,7 +83,6 @@ class FollowUpDispatcher:
         self.concurrency_limit = concurrency
         self.owner = uuid.uuid4().hex[:16]
         self.stats = DispatcherStats()
-        self.outbox: Any = None  # set by the wiring; escalations are delivered through it
 
     # ---- the job -------------------------------------------------------------------------------
 

@@ -75,7 +75,7 @@ class Outbox:
         for message in await self.claim(ids, limit):
             if message.chat_id in blocked_chats:
                 # Keep a chat's messages in order: an earlier one is waiting, so this one waits too.
-                await self._release(message, self.clock.now())
+                await self._release(message)
                 continue
             if await self._send_one(message):
                 sent += 1
@@ -139,6 +139,6 @@ class Outbox:
                 )
             )
 
-    async def _release(self, message: OutboxMessage, now: object) -> None:
+    async def _release(self, message: OutboxMessage) -> None:
         async with self.sessions() as session, session.begin():
             await session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(lease_until=None))

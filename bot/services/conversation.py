@@ -43,6 +43,7 @@ from bot.storage.models import (
     OutboxMessage,
     ProcessedUpdate,
     Submission,
+    Ticket,
 )
 
 log = logging.getLogger("posbot.conversation")
@@ -510,9 +511,7 @@ def _engine_input(incoming: Incoming) -> Input:
     return engine.OtherInput(incoming.other_kind or incoming.kind)
 
 
-async def open_tickets_of(session: AsyncSession, user_id: int, merchant_id: int | None) -> list[Any]:
-    from bot.storage.models import Ticket
-
+async def open_tickets_of(session: AsyncSession, user_id: int, merchant_id: int | None) -> list[Ticket]:
     condition = Ticket.telegram_user_id == user_id
     if merchant_id is not None:
         condition = condition | (Ticket.merchant_id == merchant_id)

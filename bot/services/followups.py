@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -23,6 +24,7 @@ from bot.dialogs.schema import Form
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, PlannedFollowUp, schedule_for_event
 from bot.domain.privacy import mask_phone
+from bot.i18n import Translator
 from bot.services.conversation import ConversationService, Turn
 from bot.services.render import inline_keyboard, text_payload
 from bot.storage.models import FollowUp, Merchant, Submission, Terminal, Ticket, TicketEvent
@@ -134,7 +136,7 @@ async def recompute_estimated(session: AsyncSession, policy: FollowUpPolicy, cal
 
 
 def invitation(
-    t: Any, followup: FollowUp, merchant: Merchant, serial: str | None, reminder: bool = False
+    t: Translator, followup: FollowUp, merchant: Merchant, serial: str | None, reminder: bool = False
 ) -> dict[str, Any]:
     """The proactive message: what we ask about, and Start / Later / Stop."""
     key = "followup.reminder" if reminder else f"followup.invite.{followup.kind}"
@@ -146,7 +148,9 @@ def invitation(
     return text_payload(text, inline_keyboard(rows))
 
 
-def escalation(t: Any, followup: FollowUp, merchant: Merchant, serial: str | None, zone: Any) -> dict[str, Any]:
+def escalation(
+    t: Translator, followup: FollowUp, merchant: Merchant, serial: str | None, zone: ZoneInfo
+) -> dict[str, Any]:
     """The staff group's task: call this merchant, then record how it went."""
     text = t(
         "staff_followups.escalation",

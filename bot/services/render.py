@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.dialogs.engine import Button, Reply, Text
+from bot.dialogs.engine import Reply
 from bot.i18n import Translator
 
 Payload = dict[str, Any]
@@ -60,12 +60,3 @@ def render_reply(reply: Reply, t: Translator, rev: int, edit_message_id: int | N
     else:
         payloads.append(text_payload(text, contact_keyboard(t) if reply.request_contact else None))
     return payloads
-
-
-def button_labels(payload: Payload) -> list[Button]:
-    """The buttons of a rendered payload, for channels that show them as a numbered list."""
-    markup = payload.get("reply_markup") or {}
-    found: list[Button] = []
-    for row in markup.get("inline_keyboard", []):
-        found.extend(Button(Text("answer.raw", {"value": b["text"]}), b["callback_data"]) for b in row)
-    return found

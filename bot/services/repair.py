@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
@@ -14,7 +15,8 @@ from bot.services.conversation import ConversationService, Turn
 from bot.services.render import REMOVE_KEYBOARD
 from bot.storage.models import Attachment, Submission, Terminal, Ticket, TicketEvent
 
-RepairResolved = Any  # a callable (turn, ticket) -> Awaitable[None]; follow-ups plug in here
+# Called when a report closes as resolved (fixed by the tips); follow-ups plug in here.
+RepairResolved = Callable[[Turn, Ticket], Awaitable[None]]
 
 
 def ticket_number(kind: str, year: int, ticket_id: int) -> str:
