@@ -43,6 +43,13 @@ async def shop(core: Core, user_id: int = SHOP, phone: str = "13812345678") -> i
     return await linked_merchant(core, user_id, name="Golden Dumplings", phone=phone)
 
 
+async def installed_shop(api: FakeBotAPI, core: Core) -> int:
+    """Golden Dumplings, whose terminal AB123456 staff registered on Monday at 15:00."""
+    merchant_id = await shop(core)
+    await staff_installs(api, "/install AB123456 13812345678 P300 2026-11-23 15:00")
+    return merchant_id
+
+
 async def followups(core: Core) -> list[FollowUp]:
     async with core.sessions() as session:
         return list((await session.execute(select(FollowUp).order_by(FollowUp.id))).scalars())
@@ -97,8 +104,7 @@ async def test_silence_brings_one_reminder_then_a_call_task_for_staff(
 ) -> None:
     async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
-        await shop(core)
-        await staff_installs(api, "/install AB123456 13812345678 P300 2026-11-23 15:00")
+        await installed_shop(api, core)
         monday_afternoon.set(shanghai(2026, 11, 24, 9, 0))
         await dispatch_due(core)
         assert len(api.sent(SHOP)) == 1
@@ -136,8 +142,7 @@ async def test_a_blocked_bot_marks_the_merchant_unreachable_and_escalates(
 ) -> None:
     async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
-        merchant_id = await shop(core)
-        await staff_installs(api, "/install AB123456 13812345678 P300 2026-11-23 15:00")
+        merchant_id = await installed_shop(api, core)
         api.block(SHOP)
         monday_afternoon.set(shanghai(2026, 11, 24, 9, 0))
         await dispatch_due(core)
@@ -190,8 +195,7 @@ async def test_later_snoozes_and_stop_opts_out_of_routine_surveys_only(
 ) -> None:
     async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
-        await shop(core)
-        await staff_installs(api, "/install AB123456 13812345678 P300 2026-11-23 15:00")
+        await installed_shop(api, core)
         monday_afternoon.set(shanghai(2026, 11, 24, 18, 30))
         await dispatch_due(core)
         chat = Chat(api, SHOP)
@@ -232,8 +236,7 @@ async def test_an_answer_after_the_window_counts_as_late(
 ) -> None:
     async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
-        await shop(core)
-        await staff_installs(api, "/install AB123456 13812345678 P300 2026-11-23 15:00")
+        await installed_shop(api, core)
         monday_afternoon.set(shanghai(2026, 11, 24, 9, 0))
         await dispatch_due(core)
         monday_afternoon.advance(timedelta(days=5))
