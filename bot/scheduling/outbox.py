@@ -105,40 +105,35 @@ class Outbox:
         await self._finish(message, "sent", message_id=message_id)
         return True
 
+    async def _set(self, message: OutboxMessage, **values: object) -> None:
+        """Record what became of a message; the lease ends with it."""
+        async with self.sessions() as session, session.begin():
+            await session.execute(
+                update(OutboxMessage).where(OutboxMessage.id == message.id).values(lease_until=None, **values)
+            )
+
     async def _finish(
         self, message: OutboxMessage, status: str, message_id: int | None = None, error: str | None = None
     ) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message.id)
-                .values(
-                    status=status,
-                    message_id=message_id,
-                    error=error,
-                    sent_at=self.clock.now() if status == "sent" else None,
-                    lease_until=None,
-                    attempts=OutboxMessage.attempts + 1,
-                )
-            )
+        await self._set(
+            message,
+            status=status,
+            message_id=message_id,
+            error=error,
+            sent_at=self.clock.now() if status == "sent" else None,
+            attempts=OutboxMessage.attempts + 1,
+        )
 
     async def _retry_later(self, message: OutboxMessage, seconds: float, error: str) -> None:
         attempts = message.attempts + 1
-        status = "failed" if attempts >= MAX_ATTEMPTS else "pending"
         delay = timedelta(seconds=max(seconds, 2 ** min(attempts, 8)))
-        async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(OutboxMessage)
-                .where(OutboxMessage.id == message.id)
-                .values(
-                    status=status,
-                    attempts=attempts,
-                    not_before=self.clock.now() + delay,
-                    lease_until=None,
-                    error=error[:200],
-                )
-            )
+        await self._set(
+            message,
+            status="failed" if attempts >= MAX_ATTEMPTS else "pending",
+            attempts=attempts,
+            not_before=self.clock.now() + delay,
+            error=error[:200],
+        )
 
     async def _release(self, message: OutboxMessage) -> None:
-        async with self.sessions() as session, session.begin():
-            await session.execute(update(OutboxMessage).where(OutboxMessage.id == message.id).values(lease_until=None))
+        await self._set(message)
