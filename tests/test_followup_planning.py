@@ -99,3 +99,11 @@ async def test_estimated_follow_ups_get_real_dates_once_the_holiday_data_exists(
     (real,) = await planned(core)
     assert not real.estimated
     assert real.send_at == datetime(2027, 1, 4, 9, 0, tzinfo=SHANGHAI)
+
+
+async def test_the_routine_window_follows_the_policy_file(core: Core) -> None:
+    await merchants(core, 10)
+    core.policy.routine.window_working_days = 2
+    await plan_routine(core.sessions, core.policy, core.calendar, core.clock)
+    (row,) = await planned(core)
+    assert row.window_end == datetime(2026, 11, 26, 20, 0, tzinfo=SHANGHAI)  # Tuesday + 2 working days

@@ -20,9 +20,6 @@ from bot.storage.models import Merchant
 
 log = logging.getLogger("posbot.periodic")
 
-# A routine or key-account survey stays open this many working days before staff call instead.
-SURVEY_WINDOW_WORKING_DAYS = 5
-
 
 async def _active_merchants(session: AsyncSession, key_accounts_only: bool = False) -> list[int]:
     query = select(Merchant.id).where(
@@ -43,10 +40,12 @@ async def _plan_period(
     kind: str,
     form_key: str,
     period: str,
+    window_working_days: int,
     now: datetime,
 ) -> int:
+    """Plan one survey per merchant for the period, open for the policy's number of working days."""
     send_at = calendar.next_allowed_slot(now)
-    last_day, estimated = calendar.add_working_days(send_at, SURVEY_WINDOW_WORKING_DAYS)
+    last_day, estimated = calendar.add_working_days(send_at, window_working_days)
     window_end = calendar.end_of_working_day(last_day)
     keys = {m: f"{kind}:{period}:{m}" for m in merchant_ids}
     taken = await taken_sources(session, keys.values())
@@ -75,6 +74,7 @@ async def plan_routine(
             kind="routine",
             form_key=policy.routine.form,
             period=f"{local.year}-{local.month:02d}",
+            window_working_days=policy.routine.window_working_days,
             now=now,
         )
     log.info("routine survey: %s of %s active merchants sampled, %s newly planned", len(chosen), len(active), planned)
@@ -96,6 +96,7 @@ async def plan_key_accounts(
             kind="key_account",
             form_key=policy.key_account.form,
             period=f"{local.year}Q{quarter}",
+            window_working_days=policy.key_account.window_working_days,
             now=now,
         )
     log.info("key-account review: %s newly planned", planned)
