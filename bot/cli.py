@@ -11,6 +11,7 @@ import typer
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.dialogs.loader import FormError
+from bot.i18n import Translator
 
 app = typer.Typer(help="posbot: after-care for POS terminal merchants, in Telegram.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -36,6 +37,11 @@ def _settings() -> Settings:
     return settings
 
 
+def _t(settings: Settings) -> Translator:
+    """Operators read the CLI in the deployment's language."""
+    return Translator(settings.default_locale)
+
+
 def _run(coro: object) -> None:
     try:
         asyncio.run(coro)  # type: ignore[arg-type]
@@ -50,11 +56,10 @@ def _run(coro: object) -> None:
 def run() -> None:
     """Run the bot: Telegram when BOT_TOKEN is set, else the terminal chat."""
     from bot.app import run_telegram, run_terminal
-    from bot.i18n import Translator
 
     settings = _settings()
     if settings.bot_token is None:
-        typer.echo(Translator(settings.default_locale)("terminal.no_token"), err=True)
+        typer.echo(_t(settings)("terminal.no_token"), err=True)
         _run(run_terminal(settings))
         return
     _run(run_telegram(settings))
@@ -76,7 +81,7 @@ def db_upgrade() -> None:
     settings = _settings()
     settings.ensure_data_dir()
     upgrade(settings.database_url)
-    typer.echo("database is up to date")
+    typer.echo(_t(settings)("cli.db_up_to_date"))
 
 
 @merchants_app.command("add")
@@ -122,9 +127,10 @@ def merchants_add(
         typer.echo(f"posbot: {exc}", err=True)
         raise typer.Exit(2) from None
     except Exception as exc:  # a duplicate serial, most often
-        typer.echo(f"posbot: could not add the merchant: {type(exc).__name__}: {str(exc).splitlines()[0]}", err=True)
+        reason = f"{type(exc).__name__}: {str(exc).splitlines()[0]}"
+        typer.echo("posbot: " + _t(settings)("cli.merchant_not_added", reason=reason), err=True)
         raise typer.Exit(1) from None
-    typer.echo(f"merchant {merchant_id} added; invite code {code}")
+    typer.echo(_t(settings)("cli.merchant_added", id=merchant_id, code=code))
     typer.echo(invite_link(bot_username, code))
 
 
@@ -170,8 +176,9 @@ def import_installations(
         typer.echo(f"posbot: {exc}", err=True)
         raise typer.Exit(2) from None
     for line, reason in report.errors:
-        typer.echo(f"line {line}: {reason}", err=True)
-    typer.echo(f"imported {report.imported}, unchanged {report.unchanged}, errors {len(report.errors)}")
+        typer.echo(_t(settings)("cli.import_error", line=line, reason=reason), err=True)
+    counts = {"imported": report.imported, "unchanged": report.unchanged, "errors": len(report.errors)}
+    typer.echo(_t(settings)("cli.import_summary", **counts))
     if report.errors:
         raise typer.Exit(1)
 
@@ -193,12 +200,12 @@ def schedule_preview(
 
     settings = _settings()
     if event not in ("installation", "repair-resolved", "complaint-closed"):
-        typer.echo("posbot: --event must be installation, repair-resolved or complaint-closed", err=True)
+        typer.echo("posbot: " + _t(settings)("cli.bad_event"), err=True)
         raise typer.Exit(2)
     try:
         moment = datetime.fromisoformat(at)
     except ValueError:
-        typer.echo(f"posbot: --at {at!r} is not an ISO time", err=True)
+        typer.echo("posbot: " + _t(settings)("cli.bad_time", value=at), err=True)
         raise typer.Exit(2) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=settings.zone)

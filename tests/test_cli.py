@@ -42,6 +42,7 @@ def test_a_repair_report_completed_in_the_terminal_leaves_a_ticket_and_a_staff_n
     )
     assert added.returncode == 0, added.stderr
     code = added.stdout.split("invite code ")[1].split()[0]
+    assert f"/start {code}" in added.stdout
     conversation = "\n".join(
         [f"/start {code}", "/repair", "1", "Printing", "2", "paper jams", "Skip", "2", "1", "1", "1"]
     )
@@ -72,7 +73,7 @@ def test_a_malformed_setting_stops_start_up_naming_it_and_never_prints_the_token
 
 def test_importing_installations_lists_bad_rows_and_a_second_import_changes_nothing(tmp_path: Path) -> None:
     database = tmp_path / "bot.sqlite3"
-    env = {"DATABASE_URL": f"sqlite:///{database}"}
+    env = {"DATABASE_URL": f"sqlite:///{database}", "DEFAULT_LOCALE": "en"}
     posbot("merchants", "add", "--name", "Tea House", "--phone", "13900002222", env=env)
     csv = tmp_path / "installations.csv"
     csv.write_text(
