@@ -39,8 +39,8 @@ FIRST_USER = 10_000_000
 async def ours(api: FakeBotAPI, url: str, count: int, limit: float) -> dict[str, Any]:
     settings = Settings(bot_token=TOKEN, telegram_api_base=api.base_url, database_url=url, _env_file=None)  # type: ignore[call-arg]
     bot = make_bot(settings)
-    # A little under the server's limit: with the bucket of two, no one-second window holds more than L.
-    messenger = TelegramMessenger(bot, per_second=limit * 0.97, chats=ChatLimiters())
+    # Just under the server's limit: with the bucket of two, no one-second window holds more than L - 2.
+    messenger = TelegramMessenger(bot, per_second=limit * 0.98, chats=ChatLimiters())
     engine = create_engine(url)
     policy = load_policy()
     dispatcher = FollowUpDispatcher(
