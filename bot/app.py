@@ -17,18 +17,19 @@ from aiogram.types import BotCommand
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
-from bot.channels.base import Messenger
 from bot.channels.telegram import TelegramMessenger
-from bot.channels.terminal import TerminalChat, TerminalMessenger
+from bot.channels.terminal import TerminalMessenger
 from bot.clock import Clock, SystemClock
 from bot.config import Settings
+from bot.delivery.outbox import Outbox
+from bot.delivery.port import Messenger
 from bot.dialogs.loader import FormRegistry, load_forms
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, load_policy
 from bot.handlers import errors, merchant, staff
+from bot.handlers.terminal import TerminalChat
 from bot.i18n import Translator
 from bot.scheduling.followups import FollowUpDispatcher
-from bot.scheduling.outbox import Outbox
 from bot.scheduling.periodic import plan_key_accounts, plan_routine, recompute_estimated_followups
 from bot.services.conversation import ConversationService, sweep_abandoned
 from bot.services.followups import FollowUpSurveys, plan_after_resolution

@@ -22,7 +22,7 @@ from aiogram.exceptions import (
 from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
 from aiolimiter import AsyncLimiter
 
-from bot.channels.base import Payload, Rejected, TryLater, Unreachable
+from bot.delivery.port import Payload, Rejected, TryLater, Unreachable
 
 log = logging.getLogger("posbot.telegram")
 

@@ -12,13 +12,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import date, datetime, time, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
-
-if TYPE_CHECKING:
-    from bot.domain.followup_policy import FollowUpPolicy
 
 log = logging.getLogger("posbot.calendar")
 
@@ -30,6 +27,22 @@ class HolidaySource(Protocol):
     def __call__(self, day: date) -> bool:
         """Whether `day` is a working day; raises NotImplementedError for a year without data."""
         ...
+
+
+class QuietHours(Protocol):
+    @property
+    def start(self) -> time: ...
+    @property
+    def end(self) -> time: ...
+
+
+class CalendarPolicy(Protocol):
+    """What the calendar needs of the follow-up policy (kept structural: the policy builds on the calendar)."""
+
+    @property
+    def timezone(self) -> str: ...
+    @property
+    def quiet_hours(self) -> QuietHours: ...
 
 
 def chinese_workday(day: date) -> bool:
@@ -53,7 +66,7 @@ class WorkCalendar:
         self._warned: set[int] = set()
 
     @classmethod
-    def from_policy(cls, policy: FollowUpPolicy, source: HolidaySource | None = None) -> WorkCalendar:
+    def from_policy(cls, policy: CalendarPolicy, source: HolidaySource | None = None) -> WorkCalendar:
         return cls(policy.timezone, policy.quiet_hours.start, policy.quiet_hours.end, source or chinese_workday)
 
     # ---- days ------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message, Update
 
-from bot.scheduling.outbox import Outbox
+from bot.delivery.outbox import Outbox
 from bot.services.conversation import ConversationService, Incoming
 
 

@@ -6,7 +6,7 @@ from aiogram import F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message, Update
 
-from bot.scheduling.outbox import Outbox
+from bot.delivery.outbox import Outbox
 from bot.services.staff import StaffAction, StaffDesk
 
 

@@ -20,8 +20,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import Messenger, Rejected, TryLater, Unreachable
 from bot.clock import Clock
+from bot.delivery.port import Messenger, Rejected, TryLater, Unreachable
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, reminder_at
 from bot.i18n import Translator

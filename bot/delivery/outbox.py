@@ -15,8 +15,8 @@ from datetime import timedelta
 from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from bot.channels.base import Messenger, Rejected, TryLater, Unreachable
 from bot.clock import Clock
+from bot.delivery.port import Messenger, Rejected, TryLater, Unreachable
 from bot.storage.models import OutboxMessage
 
 log = logging.getLogger("posbot.outbox")

@@ -1,0 +1,1 @@
+"""Delivery: the messenger port every channel implements, the outbox, outcomes and callback data."""
