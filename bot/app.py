@@ -31,15 +31,23 @@ from bot.handlers.terminal import TerminalChat
 from bot.i18n import Translator
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.periodic import plan_key_accounts, plan_routine, recompute_estimated_followups
-from bot.services.conversation import ConversationService, sweep_abandoned
+from bot.services.conversation import ConversationService
+from bot.services.dialogues import Dialogues
+from bot.services.expiry import sweep_abandoned
 from bot.services.followups import FollowUpSurveys, plan_after_resolution
 from bot.services.merchants import MerchantIdentity
+from bot.services.preferences import Preferences
+from bot.services.registry import Registry
 from bot.services.repair import RepairReports
 from bot.services.staff import StaffDesk
+from bot.services.turn import StaffChat
+from bot.services.updates import Updates
 from bot.storage.db import create_engine, session_factory, upgrade_async
 
 log = logging.getLogger("posbot")
 
+# The merchants' command menu in Telegram, in this order.
+MERCHANT_MENU = ("repair", "status", "cancel", "language", "help")
 # A fake or self-hosted Bot API answers fast; the real one long-polls up to this many seconds.
 POLLING_TIMEOUT = 10
 
@@ -51,13 +59,13 @@ class Core:
     sessions: async_sessionmaker[AsyncSession]
     forms: FormRegistry
     clock: Clock
+    registry: Registry
     service: ConversationService
+    dialogues: Dialogues
     outbox: Outbox
-    identity: MerchantIdentity
     repairs: RepairReports
     policy: FollowUpPolicy
     calendar: WorkCalendar
-    surveys: FollowUpSurveys
     staff: StaffDesk
     dispatcher: FollowUpDispatcher
 
@@ -73,39 +81,50 @@ async def build_core(
     migrate: bool = True,
 ) -> Core:
     forms = load_forms()  # a broken form file stops start-up here, naming file, step and reason
+    policy = load_policy(settings.followup_policy)
     settings.ensure_data_dir()
     if migrate:
         await upgrade_async(settings.database_url)
     engine = create_engine(settings.database_url)
     sessions = session_factory(engine)
     clock = clock or SystemClock()
-    service = ConversationService(
-        sessions,
-        forms,
-        clock,
-        default_locale=settings.default_locale,
-        staff_chat_id=staff_chat_id if staff_chat_id is not None else settings.staff_chat_id,
-        abandon_after=settings.abandon_after,
-        zone=settings.zone,
-    )
-    identity = MerchantIdentity(service)
-    repairs = RepairReports(service)
-    policy = load_policy(settings.followup_policy)
+    zone = settings.zone
+    staff_chat = staff_chat_id if staff_chat_id is not None else settings.staff_chat_id
     calendar = WorkCalendar.from_policy(policy)
-    repairs.on_resolved.append(plan_after_resolution(service, policy, calendar))
-    surveys = FollowUpSurveys(service, policy, calendar)
-    outbox = Outbox(sessions, messenger, clock)
-    staff_chat = service.staff_chat_id
+    updates = Updates(sessions, clock)
+    registry = Registry()
+
+    # The capabilities, each registering the commands, buttons and form outcomes it answers.
+    dialogues = Dialogues(forms, registry, settings.abandon_after)
+    repairs = RepairReports(dialogues, zone)
+    repairs.on_resolved.append(plan_after_resolution(policy, calendar))
     desk = StaffDesk(
-        sessions,
-        clock,
+        updates,
         policy,
         calendar,
         staff_chat_id=staff_chat,
         admin_ids=settings.admin_ids,
         locale=settings.default_locale,
-        zone=settings.zone,
+        zone=zone,
     )
+    for capability in (
+        dialogues,
+        Preferences(dialogues, settings.default_locale),
+        MerchantIdentity(dialogues, zone),
+        repairs,
+        FollowUpSurveys(dialogues, policy, calendar),
+        desk,
+    ):
+        capability.register(registry)
+
+    service = ConversationService(
+        updates,
+        registry,
+        default_locale=settings.default_locale,
+        staff=StaffChat(staff_chat, Translator(settings.default_locale)),
+        zone=zone,
+    )
+    outbox = Outbox(sessions, messenger, clock)
     dispatcher = FollowUpDispatcher(
         sessions,
         messenger,
@@ -114,7 +133,7 @@ async def build_core(
         calendar,
         staff_chat_id=staff_chat,
         default_locale=settings.default_locale,
-        zone=settings.zone,
+        zone=zone,
         lease=timedelta(seconds=settings.followup_lease_seconds),
     )
     outbox.on_unreachable.append(dispatcher.on_unreachable)
@@ -124,13 +143,13 @@ async def build_core(
         sessions,
         forms,
         clock,
+        registry,
         service,
+        dialogues,
         outbox,
-        identity,
         repairs,
         policy,
         calendar,
-        surveys,
         desk,
         dispatcher,
     )
@@ -178,7 +197,7 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         sweep_abandoned,
         "interval",
         minutes=10,
-        args=[core.service, core.outbox],
+        args=[core.service, core.dialogues, core.clock, core.outbox],
         id="abandoned",
         max_instances=1,
         coalesce=True,
@@ -206,18 +225,16 @@ def make_dispatcher(core: Core) -> Dispatcher:
     dispatcher["outbox"] = core.outbox
     dispatcher["default_locale"] = core.settings.default_locale
     dispatcher["staff"] = core.staff
-    # Staff first: /install and the group's buttons; merchants' private chats after.
-    dispatcher.include_routers(staff.make_router(), merchant.make_router(), errors.make_router())
+    # Staff first: their commands and the group's buttons; merchants' private chats after; errors and
+    # unclaimed presses last.
+    dispatcher.include_routers(staff.make_router(core.registry), merchant.make_router(), errors.make_router())
     return dispatcher
 
 
 async def set_commands(bot: Bot) -> None:
     for locale, language in (("zh_CN", None), ("en", "en"), ("zh_CN", "zh")):
         t = Translator(locale)
-        commands = [
-            BotCommand(command=c, description=t(f"commands.{c}"))
-            for c in ("repair", "status", "cancel", "language", "help")
-        ]
+        commands = [BotCommand(command=c, description=t(f"commands.{c}")) for c in MERCHANT_MENU]
         await bot.set_my_commands(commands, language_code=language)
 
 

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 
 from bot.app import Core, build_core
 from bot.clock import FrozenClock
-from bot.services.conversation import Incoming, Outcome
+from bot.delivery.outcome import Outcome
+from bot.services.turn import Incoming
 from bot.services.merchants import add_merchant
 from bot.storage.models import (
     Answer,
@@ -223,7 +224,7 @@ async def test_a_failure_mid_update_rolls_everything_back(core: Core) -> None:
     async def broken(*_: Any) -> None:
         raise RuntimeError("disk on fire")
 
-    core.service.outcomes["repair_ticket"] = broken
+    core.registry.outcomes["repair_ticket"] = broken
     with pytest.raises(RuntimeError):
         await m.send("button", update_id=77, data=m.button("✅ Submit"))
     assert await count(core, Ticket) == 0
@@ -293,18 +294,18 @@ async def test_cancel_help_and_status_work_mid_dialogue(core: Core) -> None:
 async def test_a_report_left_unfinished_for_two_days_is_closed_and_the_merchant_told(core: Core) -> None:
     from datetime import timedelta
 
-    from bot.services.conversation import sweep_abandoned
+    from bot.services.expiry import sweep_abandoned
 
     m = Merchant(core)
     await m.command("/repair")
     await m.text("AB123456")
     core.clock.advance(timedelta(hours=47))  # type: ignore[attr-defined]
-    assert await sweep_abandoned(core.service, core.outbox) == 0
+    assert await sweep_abandoned(core.service, core.dialogues, core.clock, core.outbox) == 0
     core.clock.advance(timedelta(hours=2))  # type: ignore[attr-defined]
-    assert await sweep_abandoned(core.service, core.outbox) == 1
+    assert await sweep_abandoned(core.service, core.dialogues, core.clock, core.outbox) == 1
     assert "expired" in m.last()["text"]
     assert await count(core, Submission, Submission.status == "abandoned") == 1
-    assert await sweep_abandoned(core.service) == 0
+    assert await sweep_abandoned(core.service, core.dialogues, core.clock, core.outbox) == 0
     await m.text("hello?")
     assert m.last()["text"].startswith("Send /repair to report a fault")
     async with core.sessions() as session:

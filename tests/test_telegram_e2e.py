@@ -148,7 +148,7 @@ async def test_an_unexpected_error_gets_an_apology_and_the_bot_carries_on(api: F
         async def broken(*_: Any) -> None:
             raise RuntimeError("the ticket printer caught fire")
 
-        running.core.service.outcomes["repair_ticket"] = broken
+        running.core.registry.outcomes["repair_ticket"] = broken
         chat = Chat(api)
         await chat.type("/repair")
         await chat.type("AB123456")

@@ -16,12 +16,15 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
+from bot.delivery.outcome import Outcome
 from bot.delivery.port import Messenger, Rejected, TryLater, Unreachable
 from bot.storage.models import OutboxMessage
 
 log = logging.getLogger("posbot.outbox")
 
 UnreachableHook = Callable[[OutboxMessage], Awaitable[None]]
+# Stops a pressed button's spinner, with a short note or none (answerCallbackQuery).
+AnswerButton = Callable[[str | None], Awaitable[object]]
 MAX_ATTEMPTS = 8
 
 
@@ -65,6 +68,19 @@ class Outbox:
                     .values(lease_until=now + self.lease)
                 )
             return rows
+
+    async def hand_over(self, outcome: Outcome, answer: AnswerButton | None = None) -> int:
+        """The one way a handled update's replies leave: answer the pressed button, then send at once.
+
+        Answering the button is best effort (a press answered too late is refused by Telegram);
+        the replies are committed already and go out whatever becomes of it.
+        """
+        if answer is not None:
+            try:
+                await answer(outcome.callback_text)
+            except Exception as exc:
+                log.info("a button press could not be answered (%s); the replies go out anyway", type(exc).__name__)
+        return await self.deliver(outcome.outbox_ids)
 
     async def deliver(self, ids: Sequence[int] | None = None, limit: int = 100) -> int:
         """Send what is due (only `ids`, when given); returns how many were sent."""

@@ -1,11 +1,16 @@
-"""No update crashes the bot: log it with the update id, apologise to the person in one line."""
+"""No update crashes the bot, and no press goes unanswered.
+
+A failed update is logged with its id and the person gets a one-line apology; a
+button press that no router took (forged, or from a group the bot does not serve)
+is answered "this button is no longer valid".
+"""
 
 from __future__ import annotations
 
 import logging
 
 from aiogram import Bot, Router
-from aiogram.types import ErrorEvent
+from aiogram.types import CallbackQuery, ErrorEvent
 
 from bot.i18n import Translator, locale_for
 
@@ -35,7 +40,17 @@ async def on_error(event: ErrorEvent, bot: Bot, default_locale: str = "zh_CN") -
     return True
 
 
+async def on_unclaimed_button(query: CallbackQuery, default_locale: str = "zh_CN") -> None:
+    t = Translator(locale_for(query.from_user.language_code, default_locale))
+    try:
+        await query.answer(t("error.invalid_button"))
+    except Exception as exc:  # too old to answer: nothing else to do
+        log.info("could not answer an unclaimed button press (%s)", type(exc).__name__)
+
+
 def make_router() -> Router:
+    """Include last: it takes what the other routers left."""
     router = Router(name="errors")
     router.errors.register(on_error)
+    router.callback_query.register(on_unclaimed_button)
     return router

@@ -6,7 +6,8 @@ from aiogram import F, Router
 from aiogram.types import CallbackQuery, Message, Update
 
 from bot.delivery.outbox import Outbox
-from bot.services.conversation import ConversationService, Incoming
+from bot.services.conversation import ConversationService
+from bot.services.turn import Incoming
 
 
 def incoming_from_message(message: Message, update_id: int) -> Incoming:
@@ -42,8 +43,7 @@ def incoming_from_message(message: Message, update_id: int) -> Incoming:
 
 
 async def on_message(message: Message, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
-    outcome = await service.handle(incoming_from_message(message, event_update.update_id))
-    await outbox.deliver(outcome.outbox_ids)
+    await outbox.hand_over(await service.handle(incoming_from_message(message, event_update.update_id)))
 
 
 async def on_button(query: CallbackQuery, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
@@ -57,10 +57,8 @@ async def on_button(query: CallbackQuery, event_update: Update, service: Convers
         data=query.data or "",
         message_id=query.message.message_id if query.message else None,
     )
-    outcome = await service.handle(incoming)
-    # Stop the button's spinner; a stale press says so on the button itself.
-    await query.answer(outcome.callback_text)
-    await outbox.deliver(outcome.outbox_ids)
+    # Stop the button's spinner (a stale press says so on the button itself), then reply.
+    await outbox.hand_over(await service.handle(incoming), query.answer)
 
 
 def make_router() -> Router:

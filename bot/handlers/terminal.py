@@ -15,7 +15,8 @@ from typing import TextIO
 from bot.channels.terminal import TerminalMessenger
 from bot.delivery.outbox import Outbox
 from bot.i18n import Translator
-from bot.services.conversation import ConversationService, Incoming
+from bot.services.conversation import ConversationService
+from bot.services.turn import Incoming
 
 
 class TerminalChat:
@@ -54,10 +55,12 @@ class TerminalChat:
         return Incoming(kind="text", text=line, **base)  # type: ignore[arg-type]
 
     async def say(self, line: str) -> None:
-        outcome = await self.service.handle(self.incoming(line))
-        if outcome.callback_text:
-            self.messenger.out.write(f"({outcome.callback_text})\n\n")
-        await self.outbox.deliver(outcome.outbox_ids)
+        await self.outbox.hand_over(await self.service.handle(self.incoming(line)), self._show_note)
+
+    async def _show_note(self, note: str | None) -> None:
+        """What Telegram would show on a pressed button, printed in brackets."""
+        if note:
+            self.messenger.out.write(f"({note})\n\n")
 
     async def run(self, source: TextIO) -> None:
         interactive = source.isatty()

@@ -19,14 +19,17 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.delivery.callbacks import CallOutcome, FollowUpChoice
 from bot.dialogs.engine import Text
 from bot.dialogs.schema import Form
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, PlannedFollowUp, schedule_for_event
 from bot.domain.privacy import mask_phone
 from bot.i18n import Translator
-from bot.services.conversation import ConversationService, Turn
+from bot.services.dialogues import Dialogues
+from bot.services.registry import Registry
 from bot.services.render import inline_keyboard, text_payload
+from bot.services.turn import Turn
 from bot.storage.models import FollowUp, Merchant, Submission, Terminal, Ticket, TicketEvent
 
 log = logging.getLogger("posbot.followups")
@@ -142,8 +145,11 @@ def invitation(
     key = "followup.reminder" if reminder else f"followup.invite.{followup.kind}"
     text = t(key, name=merchant.name, serial=serial or t("staff.none"), title=t(f"form.{followup.form_key}.title"))
     rows = [
-        [(t("survey_buttons.start"), f"fu:{followup.id}:start")],
-        [(t("survey_buttons.later"), f"fu:{followup.id}:later"), (t("survey_buttons.stop"), f"fu:{followup.id}:stop")],
+        [(t("survey_buttons.start"), FollowUpChoice(followup.id, "start"))],
+        [
+            (t("survey_buttons.later"), FollowUpChoice(followup.id, "later")),
+            (t("survey_buttons.stop"), FollowUpChoice(followup.id, "stop")),
+        ],
     ]
     return text_payload(text, inline_keyboard(rows))
 
@@ -164,8 +170,8 @@ def escalation(
     )
     rows = [
         [
-            (t("survey_buttons.staff_reached"), f"st:{followup.id}:reached"),
-            (t("survey_buttons.staff_not_reached"), f"st:{followup.id}:unreached"),
+            (t("survey_buttons.staff_reached"), CallOutcome(followup.id, "reached")),
+            (t("survey_buttons.staff_not_reached"), CallOutcome(followup.id, "unreached")),
         ]
     ]
     return text_payload(text, inline_keyboard(rows))
@@ -176,44 +182,42 @@ class FollowUpSurveys:
 
     def __init__(
         self,
-        service: ConversationService,
+        dialogues: Dialogues,
         policy: FollowUpPolicy,
         calendar: WorkCalendar,
         snooze: timedelta = timedelta(hours=3),
     ) -> None:
-        self.service = service
+        self.dialogues = dialogues
         self.policy = policy
         self.calendar = calendar
         self.snooze = snooze
-        service.buttons["fu"] = self.on_button
-        service.submitted_hooks.append(self.on_submitted)
 
-    async def on_button(self, turn: Turn) -> None:
-        _, fid, action = (turn.incoming.data.split(":") + ["", ""])[:3]
-        followup = await turn.session.get(FollowUp, int(fid)) if fid.isdigit() else None
-        merchant = await self.service.merchant_of(turn)
+    def register(self, registry: Registry) -> None:
+        registry.button(FollowUpChoice, self.on_button)
+        registry.on_submitted(self.on_submitted)
+
+    async def on_button(self, turn: Turn, data: FollowUpChoice) -> None:
+        followup = await turn.session.get(FollowUp, data.followup_id)
+        merchant = await turn.merchant()
         if followup is None or merchant is None or followup.merchant_id != merchant.id:
-            turn.callback_text = turn.t("error.stale_button")
+            turn.stale_button()
             return
-        if action == "stop":
+        if data.action == "stop":
             await self._opt_out(turn, merchant)
             return
         if followup.status not in ANSWERABLE_STATUSES:
-            turn.callback_text = turn.t("error.stale_button")
+            turn.stale_button()
             return
-        if action == "start":
-            context = await self.service.merchant_context(turn)
-            await self.service.start_form(turn, followup.form_key, context, followup_id=followup.id)
-        elif action == "later":
-            now = self.service.clock.now()
+        if data.action == "start":
+            context = await turn.merchant_context()
+            await self.dialogues.start_form(turn, followup.form_key, context, followup_id=followup.id)
+        else:
             followup.status = "scheduled"
-            followup.send_at = self.calendar.next_allowed_slot(now.astimezone(self.service.zone) + self.snooze)
+            followup.send_at = self.calendar.next_allowed_slot(turn.local_now() + self.snooze)
             followup.lease_until = None
             followup.remind_at = None
-            when = followup.send_at.astimezone(self.service.zone).strftime("%Y-%m-%d %H:%M")
+            when = followup.send_at.astimezone(turn.zone).strftime("%Y-%m-%d %H:%M")
             turn.say_text("followup.snoozed", when=when)
-        else:
-            turn.callback_text = turn.t("error.stale_button")
 
     async def _opt_out(self, turn: Turn, merchant: Merchant) -> None:
         if not merchant.routine_opt_out:
@@ -227,9 +231,7 @@ class FollowUpSurveys:
                 )
                 .values(status="cancelled", outcome="opted_out", lease_until=None)
             )
-            self.service.say_to_staff(
-                turn, Text("staff_followups.opted_out", {"merchant": merchant.name, "id": merchant.id})
-            )
+            turn.say_to_staff(Text("staff_followups.opted_out", {"merchant": merchant.name, "id": merchant.id}))
         turn.say_text("followup.stopped")
 
     async def on_submitted(self, turn: Turn, form: Form, submission: Submission, answers: dict[str, Any]) -> None:
@@ -238,7 +240,7 @@ class FollowUpSurveys:
         followup = await turn.session.get(FollowUp, submission.followup_id)
         if followup is None:
             return
-        now = self.service.clock.now()
+        now = turn.now
         followup.status = "completed"
         followup.completed_at = now
         followup.outcome = "on_time" if now <= followup.window_end else "late"
@@ -252,7 +254,7 @@ class FollowUpSurveys:
         ticket = await turn.session.get(Ticket, ticket_id)
         if ticket is None:
             return
-        now = self.service.clock.now()
+        now = turn.now
         ticket.status = "reopened"
         ticket.resolved_at = None
         turn.session.add(
@@ -265,9 +267,8 @@ class FollowUpSurveys:
             )
         )
         turn.say_text("followup.reopened", number=ticket.number)
-        merchant = await self.service.merchant_of(turn)
-        self.service.say_to_staff(
-            turn,
+        merchant = await turn.merchant()
+        turn.say_to_staff(
             Text(
                 "staff_followups.ticket_reopened",
                 {
@@ -286,13 +287,11 @@ async def terminal_serial(session: AsyncSession, terminal_id: int | None) -> str
     return terminal.serial if terminal else None
 
 
-def plan_after_resolution(
-    service: ConversationService, policy: FollowUpPolicy, calendar: WorkCalendar
-) -> Callable[[Turn, Ticket], Awaitable[None]]:
+def plan_after_resolution(policy: FollowUpPolicy, calendar: WorkCalendar) -> Callable[[Turn, Ticket], Awaitable[None]]:
     """A resolved repair (or closed complaint) plans its follow-up; each resolution plans its own."""
 
     async def hook(turn: Turn, ticket: Ticket) -> None:
-        await plan_for_ticket(turn.session, policy, calendar, ticket, service.clock.now())
+        await plan_for_ticket(turn.session, policy, calendar, ticket, turn.now)
 
     return hook
 

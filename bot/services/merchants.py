@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from bot.delivery.callbacks import ShopSwitch
 from bot.domain.phones import normalize_phone
-from bot.services.conversation import ConversationService, Turn, open_tickets_of
-from bot.services.render import REMOVE_KEYBOARD
-from bot.storage.models import Merchant, Terminal
+from bot.services.dialogues import Dialogues
+from bot.services.registry import Registry
+from bot.services.render import REMOVE_KEYBOARD, contact_keyboard, inline_keyboard, text_payload
+from bot.services.turn import Turn
+from bot.storage.models import Merchant, Terminal, Ticket
 
 INVITE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0) for codes read aloud
 
@@ -62,32 +66,41 @@ def invite_link(bot_username: str | None, code: str) -> str:
 
 
 class MerchantIdentity:
-    """Links a Telegram user to a merchant record, by invite code or by their own phone number."""
+    """Links a Telegram user to a merchant record, by invite code or by their own phone number.
 
-    def __init__(self, service: ConversationService) -> None:
-        self.service = service
-        service.commands["start"] = self.start
-        service.commands["status"] = self.status
-        service.on_contact = self.contact
+    One Telegram account speaks for one shop at a time: a chat linked to one shop that
+    presents another's code (or phone) is asked before it is moved.
+    """
+
+    def __init__(self, dialogues: Dialogues, zone: ZoneInfo) -> None:
+        self.dialogues = dialogues
+        self.zone = zone
+
+    def register(self, registry: Registry) -> None:
+        registry.command("start", self.start)
+        registry.command("status", self.status)
+        registry.button(ShopSwitch, self.on_switch)
+        registry.on_input(self.contact)
 
     async def start(self, turn: Turn) -> None:
         code = turn.incoming.args.strip()
         if code:
-            found = await turn.session.execute(select(Merchant).where(Merchant.invite_code == code))
-            merchant = found.scalar_one_or_none()
+            merchant = await _by_code(turn, code)
             if merchant is None:
-                turn.say_text("start.bad_code", self.service.share_phone_keyboard(turn))
+                turn.say_text("start.bad_code", contact_keyboard(turn.t))
                 return
             if merchant.telegram_user_id not in (None, turn.conversation.telegram_user_id):
                 turn.say_text("start.code_taken")
                 return
+            if await self._offer_switch(turn, merchant):
+                return
             await self._link(turn, merchant)
-        merchant = await self.service.merchant_of(turn)
+        merchant = await turn.merchant()
         if merchant is None:
-            turn.say_text("start.welcome", self.service.share_phone_keyboard(turn))
+            turn.say_text("start.welcome", contact_keyboard(turn.t))
             return
         await self._welcome(turn, merchant)
-        self.service.reprompt(turn)
+        self.dialogues.reprompt(turn)
 
     async def _welcome(self, turn: Turn, merchant: Merchant) -> None:
         await turn.session.refresh(merchant, ["terminals"])
@@ -95,18 +108,50 @@ class MerchantIdentity:
         listed = ", ".join(serials) if serials else turn.t("start.no_terminals")
         turn.say_text("start.welcome_merchant", REMOVE_KEYBOARD, name=merchant.name, terminals=listed)
 
+    async def _offer_switch(self, turn: Turn, wanted: Merchant) -> bool:
+        """Already linked to another shop: ask before moving the chat. True when asked."""
+        current = await turn.merchant()
+        if current is None or current.id == wanted.id:
+            return False
+        rows = [
+            [(turn.t("button.switch_shop", name=wanted.name), ShopSwitch("switch", wanted.invite_code))],
+            [(turn.t("button.keep_shop", name=current.name), ShopSwitch("keep", wanted.invite_code))],
+        ]
+        turn.say_text("start.switch_offer", inline_keyboard(rows), current=current.name, new=wanted.name)
+        return True
+
+    async def on_switch(self, turn: Turn, data: ShopSwitch) -> None:
+        current = await turn.merchant()
+        wanted = await _by_code(turn, data.code)
+        if wanted is None or wanted.telegram_user_id not in (None, turn.conversation.telegram_user_id):
+            turn.stale_button()
+            return
+        if data.action == "keep":
+            turn.say_text("start.kept", name=current.name if current else wanted.name)
+            return
+        await self._link(turn, wanted)
+        turn.say_text("contact.linked", REMOVE_KEYBOARD, name=wanted.name)
+
     async def _link(self, turn: Turn, merchant: Merchant) -> None:
-        # Unlink any other merchant this user claimed before: one Telegram account, one shop.
-        merchant.telegram_user_id = turn.conversation.telegram_user_id
+        user_id = turn.conversation.telegram_user_id
+        previous = await turn.merchant()
+        if previous is not None and previous.id != merchant.id:
+            # One Telegram account, one shop: the old shop lets go first (the column is unique).
+            previous.telegram_user_id = None
+            await turn.session.flush()
+        merchant.telegram_user_id = user_id
         turn.conversation.merchant_id = merchant.id
         if turn.conversation.locale_chosen or merchant.locale is None:
             merchant.locale = turn.conversation.locale
         await turn.session.flush()
 
-    async def contact(self, turn: Turn) -> None:
+    async def contact(self, turn: Turn) -> bool:
+        """A shared contact outside a dialogue: find the shop by its phone number."""
+        if turn.incoming.kind != "contact":
+            return False
         if not turn.incoming.contact_is_own:
-            turn.say_text("contact.not_own", self.service.share_phone_keyboard(turn))
-            return
+            turn.say_text("contact.not_own", contact_keyboard(turn.t))
+            return True
         phone = normalize_phone(turn.incoming.contact_phone)
         merchant = None
         if phone is not None:
@@ -114,19 +159,21 @@ class MerchantIdentity:
             merchant = found.scalars().first()
         if merchant is None:
             turn.say_text("contact.not_found", REMOVE_KEYBOARD)
-            return
+            return True
         if merchant.telegram_user_id not in (None, turn.conversation.telegram_user_id):
             turn.say_text("contact.already_linked", REMOVE_KEYBOARD)
-            return
+            return True
+        if await self._offer_switch(turn, merchant):
+            return True
         await self._link(turn, merchant)
         turn.say_text("contact.linked", REMOVE_KEYBOARD, name=merchant.name)
+        return True
 
     async def status(self, turn: Turn) -> None:
         tickets = await open_tickets_of(turn.session, turn.conversation.telegram_user_id, turn.conversation.merchant_id)
         if not tickets:
             turn.say_text("status.none")
         else:
-            zone = self.service.zone
             lines = [turn.t("status.header")]
             for ticket in tickets:
                 lines.append(
@@ -135,8 +182,23 @@ class MerchantIdentity:
                         number=ticket.number,
                         status=turn.t(f"ticket_status.{ticket.status}"),
                         category=turn.t(f"form.repair.category.{ticket.category}") if ticket.category else "",
-                        created=ticket.created_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+                        created=ticket.created_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"),
                     )
                 )
-            turn.say({"text": "\n".join(lines), "reply_markup": None})
-        self.service.reprompt(turn)
+            turn.say(text_payload("\n".join(lines)))
+        self.dialogues.reprompt(turn)
+
+
+async def _by_code(turn: Turn, code: str) -> Merchant | None:
+    found = await turn.session.execute(select(Merchant).where(Merchant.invite_code == code))
+    return found.scalar_one_or_none()
+
+
+async def open_tickets_of(session: AsyncSession, user_id: int, merchant_id: int | None) -> list[Ticket]:
+    condition = Ticket.telegram_user_id == user_id
+    if merchant_id is not None:
+        condition = condition | (Ticket.merchant_id == merchant_id)
+    rows = await session.execute(
+        select(Ticket).where(condition, Ticket.status.in_(("open", "in_progress", "reopened"))).order_by(Ticket.id)
+    )
+    return list(rows.scalars())

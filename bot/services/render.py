@@ -6,30 +6,20 @@ the same whether it leaves through Telegram or the terminal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from bot.delivery.callbacks import CallbackData, DialogueAnswer
+from bot.delivery.port import Payload
 from bot.dialogs.engine import Reply
 from bot.i18n import Translator
 
-Payload = dict[str, Any]
 REMOVE_KEYBOARD: dict[str, Any] = {"remove_keyboard": True}
 
 
-def dialogue_data(rev: int, data: str) -> str:
-    """Callback data of a dialogue button; the revision makes buttons of old messages stale."""
-    return f"d:{rev}:{data}"
-
-
-def parse_dialogue_data(data: str) -> tuple[int, str] | None:
-    prefix, _, rest = data.partition(":")
-    rev, _, value = rest.partition(":")
-    if prefix != "d" or not rev.isdigit() or not value:
-        return None
-    return int(rev), value
-
-
-def inline_keyboard(rows: list[list[tuple[str, str]]]) -> dict[str, Any]:
-    return {"inline_keyboard": [[{"text": t, "callback_data": d} for t, d in row] for row in rows]}
+def inline_keyboard(rows: Sequence[Sequence[tuple[str, CallbackData]]]) -> dict[str, Any]:
+    """Buttons in rows; their data goes through the callback codec, which checks Telegram's 64 bytes."""
+    return {"inline_keyboard": [[{"text": t, "callback_data": d.pack()} for t, d in row] for row in rows]}
 
 
 def contact_keyboard(t: Translator) -> dict[str, Any]:
@@ -47,7 +37,8 @@ def text_payload(text: str, reply_markup: dict[str, Any] | None = None) -> Paylo
 def render_reply(reply: Reply, t: Translator, rev: int, edit_message_id: int | None = None) -> list[Payload]:
     """One engine reply to one or two payloads (a contact keyboard cannot share a message with buttons)."""
     text = t.lines(reply.parts)
-    rows = [[(t.text(b.label), dialogue_data(rev, b.data)) for b in row] for row in reply.buttons]
+    # The revision makes the buttons of older messages stale.
+    rows = [[(t.text(b.label), DialogueAnswer(rev, b.data)) for b in row] for row in reply.buttons]
     rows = [row for row in rows if row]
     payloads: list[Payload] = []
     if rows:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
 from bot.dialogs.engine import Text, describe
 from bot.dialogs.schema import Form
 from bot.domain.privacy import mask_phone
-from bot.services.conversation import ConversationService, Turn
-from bot.services.render import REMOVE_KEYBOARD
+from bot.services.dialogues import Dialogues
+from bot.services.registry import Registry
+from bot.services.render import REMOVE_KEYBOARD, text_payload
+from bot.services.turn import Turn
 from bot.storage.models import Attachment, Submission, Terminal, Ticket, TicketEvent
 
 # Called when a report closes as resolved (fixed by the tips); follow-ups plug in here.
@@ -25,22 +28,22 @@ def ticket_number(kind: str, year: int, ticket_id: int) -> str:
 
 
 class RepairReports:
-    def __init__(self, service: ConversationService) -> None:
-        self.service = service
+    def __init__(self, dialogues: Dialogues, zone: ZoneInfo) -> None:
+        self.dialogues = dialogues
+        self.zone = zone
         self.on_resolved: list[RepairResolved] = []
-        service.outcomes["repair_ticket"] = self.create_ticket
 
-    async def create_ticket(
-        self,
-        service: ConversationService,
-        turn: Turn,
-        form: Form,
-        submission: Submission,
-        answers: dict[str, Any],
-    ) -> None:
+    def register(self, registry: Registry) -> None:
+        registry.command("repair", self.report)
+        registry.outcome("repair_ticket", self.create_ticket)
+
+    async def report(self, turn: Turn) -> None:
+        await self.dialogues.offer_form(turn, "repair")
+
+    async def create_ticket(self, turn: Turn, form: Form, submission: Submission, answers: dict[str, Any]) -> None:
         session = turn.session
-        now = service.clock.now()
-        merchant = await service.merchant_of(turn)
+        now = turn.now
+        merchant = await turn.merchant()
         serial = answers.get("terminal")
         terminal = None
         if serial:
@@ -70,7 +73,7 @@ class RepairReports:
         )
         session.add(ticket)
         await session.flush()
-        ticket.number = ticket_number("repair", now.astimezone(service.zone).year, ticket.id)
+        ticket.number = ticket_number("repair", now.astimezone(self.zone).year, ticket.id)
         actor = f"merchant:{turn.conversation.telegram_user_id}"
         session.add(
             TicketEvent(
@@ -96,7 +99,7 @@ class RepairReports:
             lines.append(turn.t("repair.created_remote", number=ticket.number))
         else:
             visit = (
-                ticket.preferred_visit_at.astimezone(self.service.zone).strftime("%Y-%m-%d %H:%M")
+                ticket.preferred_visit_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
                 if ticket.preferred_visit_at
                 else turn.t("staff.none")
             )
@@ -105,7 +108,7 @@ class RepairReports:
             )
         if ticket.unverified:
             lines.append(turn.t("repair.unverified_note"))
-        turn.say({"text": "\n".join(lines), "reply_markup": REMOVE_KEYBOARD})
+        turn.say(text_payload("\n".join(lines), REMOVE_KEYBOARD))
 
     def _tell_staff(
         self, turn: Turn, form: Form, ticket: Ticket, answers: dict[str, Any], merchant_name: str | None
@@ -146,9 +149,9 @@ class RepairReports:
                     "urgent": Text("staff.urgent") if ticket.severity == "high" else "",
                     "description": ticket.description or none,
                     "photos": len(photos) if photos else 0,
-                    "visit": visit.astimezone(self.service.zone).strftime("%Y-%m-%d %H:%M") if visit else none,
+                    "visit": visit.astimezone(self.zone).strftime("%Y-%m-%d %H:%M") if visit else none,
                     # Staff see the least needed: the phone is masked in the group.
                     "phone": mask_phone(ticket.contact_phone) or none,
                 },
             )
-        self.service.say_to_staff(turn, text)
+        turn.say_to_staff(text)

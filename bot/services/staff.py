@@ -8,51 +8,31 @@ its update id, like the merchants' side.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.clock import Clock
+from bot.delivery.callbacks import CallOutcome
+from bot.delivery.outcome import Outcome
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy
 from bot.i18n import Translator, locale_for
 from bot.services.installations import InstallationError, parse_install_args, register_installation
+from bot.services.registry import Registry
 from bot.services.render import text_payload
-from bot.storage.models import FollowUp, Merchant, OutboxMessage, ProcessedUpdate
+from bot.services.turn import StaffAction
+from bot.services.updates import Updates, UpdateWork
+from bot.storage.models import FollowUp, Merchant, OutboxMessage
 
 log = logging.getLogger("posbot.staff")
-T = TypeVar("T")
-
-
-@dataclass
-class StaffAction:
-    """Who pressed or typed what, where."""
-
-    update_id: int | None
-    chat_id: int
-    user_id: int
-    user_name: str
-    message_id: int | None = None
-    language_code: str | None = None
-
-
-@dataclass
-class StaffOutcome:
-    outbox_ids: list[int] = field(default_factory=list)
-    callback_text: str | None = None
-    duplicate: bool = False
 
 
 class StaffDesk:
     def __init__(
         self,
-        sessions: async_sessionmaker[AsyncSession],
-        clock: Clock,
+        updates: Updates,
         policy: FollowUpPolicy,
         calendar: WorkCalendar,
         *,
@@ -61,8 +41,7 @@ class StaffDesk:
         locale: str = "zh_CN",
         zone: ZoneInfo | None = None,
     ) -> None:
-        self.sessions = sessions
-        self.clock = clock
+        self.updates = updates
         self.policy = policy
         self.calendar = calendar
         self.staff_chat_id = staff_chat_id
@@ -70,111 +49,69 @@ class StaffDesk:
         self.t = Translator(locale)
         self.zone = zone or ZoneInfo(policy.timezone)
 
+    def register(self, registry: Registry) -> None:
+        registry.staff_command("install", self.install)
+        registry.staff_button(CallOutcome, self.record_call)
+
     def allowed(self, action: StaffAction) -> bool:
         return action.chat_id == self.staff_chat_id or action.user_id in self.admin_ids
 
-    async def _in_update(
-        self, action: StaffAction, work: Callable[[AsyncSession, list[OutboxMessage]], Awaitable[T]]
-    ) -> tuple[T | None, list[int], bool]:
-        """Run `work` in one transaction with the update id; a repeated update does nothing."""
-        outbox: list[OutboxMessage] = []
-        try:
-            async with self.sessions() as session, session.begin():
-                if action.update_id is not None:
-                    session.add(ProcessedUpdate(update_id=action.update_id, processed_at=self.clock.now()))
-                    await session.flush()
-                result = await work(session, outbox)
-                for message in outbox:
-                    session.add(message)
-                await session.flush()
-        except IntegrityError:
-            if action.update_id is not None and await self._seen(action.update_id):
-                return None, [], True
-            raise
-        return result, [m.id for m in outbox], False
-
-    async def _seen(self, update_id: int) -> bool:
-        async with self.sessions() as session:
-            return await session.get(ProcessedUpdate, update_id) is not None
-
-    def _reply(self, action: StaffAction, text: str, **extra: Any) -> OutboxMessage:
+    def _reply(self, work: UpdateWork, action: StaffAction, text: str, **extra: Any) -> None:
         payload = text_payload(text)
         payload.update(extra)
-        return OutboxMessage(
-            chat_id=action.chat_id,
-            payload=payload,
-            purpose="staff",
-            status="pending",
-            attempts=0,
-            created_at=self.clock.now(),
-        )
+        work.say(action.chat_id, payload, purpose="staff")
 
     # ---- /install ----------------------------------------------------------------------------------
 
-    async def install(self, action: StaffAction, args: str) -> StaffOutcome:
+    async def install(self, action: StaffAction, args: str) -> Outcome:
         if not self.allowed(action):
             return await self._refuse(action)
 
-        async def work(session: AsyncSession, outbox: list[OutboxMessage]) -> None:
-            now = self.clock.now()
+        async def work(done: UpdateWork) -> None:
             try:
-                request = parse_install_args(args, self.zone, now)
-                installed = await register_installation(session, request, self.policy, self.calendar, now)
+                request = parse_install_args(args, self.zone, done.now)
+                installed = await register_installation(done.session, request, self.policy, self.calendar, done.now)
             except InstallationError as exc:
-                outbox.append(self._reply(action, self.t(exc.key, **exc.params)))
+                self._reply(done, action, self.t(exc.key, **exc.params))
                 return
             dates = ", ".join(
                 f.send_at.astimezone(self.zone).strftime("%m-%d") for f in installed.plan.created
             ) or self.t("staff.none")
             key = "install.done" if installed.changed else "install.already"
-            outbox.append(
-                self._reply(
-                    action,
-                    self.t(key, serial=installed.terminal.serial, merchant=installed.merchant.name, dates=dates),
-                )
+            self._reply(
+                done,
+                action,
+                self.t(key, serial=installed.terminal.serial, merchant=installed.merchant.name, dates=dates),
             )
 
-        return await self._outcome(action, work)
+        return await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
 
-    async def _refuse(self, action: StaffAction) -> StaffOutcome:
+    async def _refuse(self, action: StaffAction) -> Outcome:
         log.warning("user %s tried a staff action outside the staff chat", action.user_id)
-        refusal = OutboxMessage(
-            chat_id=action.chat_id,
-            # Said in the person's own language: they are not in the staff group.
-            payload=text_payload(Translator(locale_for(action.language_code, self.t.locale))("install.not_staff")),
-            purpose="reply",
-            status="pending",
-            attempts=0,
-            created_at=self.clock.now(),
-        )
+        # Said in the person's own language: they are not in the staff group.
+        refusal = Translator(locale_for(action.language_code, self.t.locale))("install.not_staff")
 
-        async def work(session: AsyncSession, outbox: list[OutboxMessage]) -> None:
-            outbox.append(refusal)
+        async def work(done: UpdateWork) -> None:
+            done.say(action.chat_id, text_payload(refusal))
 
-        return await self._outcome(action, work)
-
-    async def _outcome(
-        self, action: StaffAction, work: Callable[[AsyncSession, list[OutboxMessage]], Awaitable[None]]
-    ) -> StaffOutcome:
-        _, ids, duplicate = await self._in_update(action, work)
-        return StaffOutcome(ids, None, duplicate)
+        return await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
 
     # ---- follow-up call outcomes ---------------------------------------------------------------------
 
-    async def record_call(self, action: StaffAction, followup_id: int, result: str) -> StaffOutcome:
+    async def record_call(self, action: StaffAction, data: CallOutcome) -> Outcome:
         """A staff member pressed "reached" or "not reached" on an escalation."""
-        if not self.allowed(action) or result not in ("reached", "unreached"):
-            return StaffOutcome(callback_text=self.t("install.not_staff"))
-        callback: list[str] = []
+        if not self.allowed(action):
+            log.warning("user %s pressed a staff button outside the staff chat", action.user_id)
+            return Outcome(callback_text=self.t("install.not_staff"))
 
-        async def work(session: AsyncSession, outbox: list[OutboxMessage]) -> None:
-            followup = await session.get(FollowUp, followup_id)
+        async def work(done: UpdateWork) -> None:
+            followup = await done.session.get(FollowUp, data.followup_id)
             if followup is None or followup.status not in ("escalated", "called"):
-                callback.append(self.t("error.stale_button"))
+                done.callback_text = self.t("error.stale_button")
                 return
             followup.status = "called"
-            followup.outcome = "reached" if result == "reached" else "not_reached"
-            stamp = self.clock.now().astimezone(self.zone).strftime("%m-%d %H:%M")
+            followup.outcome = "reached" if data.result == "reached" else "not_reached"
+            stamp = done.now.astimezone(self.zone).strftime("%m-%d %H:%M")
             by = self.t(
                 "staff_followups.call_recorded",
                 who=action.user_name,
@@ -182,41 +119,38 @@ class StaffDesk:
                 outcome=self.t(f"staff.call.{followup.outcome}"),
             )
             followup.note = _append(followup.note, by)
-            merchant = await session.get(Merchant, followup.merchant_id)
+            merchant = await done.session.get(Merchant, followup.merchant_id)
             if merchant is not None and followup.outcome == "reached":
                 merchant.unreachable = False
-            callback.append(self.t(f"staff.call.{followup.outcome}"))
+            done.callback_text = self.t(f"staff.call.{followup.outcome}")
             if action.message_id is not None:
-                original = await self._escalation_text(session, action.chat_id, action.message_id)
+                original = await self._escalation_text(done.session, action.chat_id, action.message_id)
                 if original is not None:
                     # The task stays readable in the group, with who handled it and no buttons left.
-                    outbox.append(self._reply(action, original + "\n\n" + by, edit_message_id=action.message_id))
-            outbox.append(self._reply(action, self.t("staff_followups.note_hint")))
+                    self._reply(done, action, original + "\n\n" + by, edit_message_id=action.message_id)
+            self._reply(done, action, self.t("staff_followups.note_hint"))
 
-        _, ids, duplicate = await self._in_update(action, work)
-        return StaffOutcome(ids, callback[0] if callback else None, duplicate)
+        return await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
 
-    async def add_note(self, action: StaffAction, reply_to_message_id: int, text: str) -> StaffOutcome | None:
+    async def add_note(self, action: StaffAction, reply_to_message_id: int, text: str) -> Outcome | None:
         """A reply to an escalation message is the call's note. Other group chatter is not ours."""
         if not self.allowed(action):
             return None
         found: list[bool] = []
 
-        async def work(session: AsyncSession, outbox: list[OutboxMessage]) -> None:
-            row = await self._escalation_row(session, action.chat_id, reply_to_message_id)
+        async def work(done: UpdateWork) -> None:
+            row = await self._escalation_row(done.session, action.chat_id, reply_to_message_id)
             if row is None or row.followup_id is None:
                 return
-            followup = await session.get(FollowUp, row.followup_id)
+            followup = await done.session.get(FollowUp, row.followup_id)
             if followup is None:
                 return
             followup.note = _append(followup.note, f"{action.user_name}: {text.strip()[:500]}")
             found.append(True)
-            outbox.append(self._reply(action, self.t("staff_followups.note_saved")))
+            self._reply(done, action, self.t("staff_followups.note_saved"))
 
-        _, ids, duplicate = await self._in_update(action, work)
-        if not found and not duplicate:
-            return None
-        return StaffOutcome(ids, None, duplicate)
+        outcome = await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
+        return outcome if found or outcome.duplicate else None
 
     async def _escalation_row(self, session: AsyncSession, chat_id: int, message_id: int) -> OutboxMessage | None:
         found = await session.execute(

@@ -1,0 +1,143 @@
+"""Callback data: every button the bot makes is encoded here, and every press decoded here.
+
+Telegram carries 1-64 bytes of data on an inline button and hands them back when it
+is pressed. Anyone can send any bytes back (an old client, a forged query), so
+decoding is strict: a known prefix, the right number of fields, ids in ASCII digits
+within the database's range, words from a fixed set. What does not decode is
+`None`, which the caller answers with "this button is no longer valid"; it never
+raises. The wire format is `prefix:field:field`, so buttons already sitting in
+people's chats keep working across releases.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
+
+MAX_BYTES = 64  # Bot API: callback_data is 1-64 bytes
+MAX_ID = 2**31 - 1  # ids and revisions are 32-bit integer columns
+_NUMBER = re.compile(r"(0|[1-9][0-9]{0,9})")  # ASCII only: str.isdigit() also takes '²' and '٣'
+_WORD = re.compile(r"[A-Za-z0-9_.\-]+")
+_TAIL = re.compile(r"[A-Za-z0-9_.\-:]+")  # the last field may carry colons (a dialogue's `_e:step`)
+
+
+class CallbackData:
+    """A button's data with typed fields; subclasses are frozen dataclasses with a unique prefix."""
+
+    prefix: ClassVar[str]
+    _kinds: ClassVar[dict[str, type[CallbackData]]] = {}
+
+    def __init_subclass__(cls, *, prefix: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if prefix in CallbackData._kinds or not _WORD.fullmatch(prefix):
+            raise ValueError(f"callback prefix {prefix!r} is taken or malformed")
+        cls.prefix = prefix
+        CallbackData._kinds[prefix] = cls
+
+    def pack(self) -> str:
+        """The data to put on a button; refuses what Telegram or `unpack` would not take back."""
+        hints = get_type_hints(type(self))
+        names = [f.name for f in fields(self)]  # type: ignore[arg-type]
+        parts = [self.prefix]
+        for index, name in enumerate(names):
+            value = getattr(self, name)
+            text = _encode(hints[name], value, last=index == len(names) - 1)
+            if text is None:
+                raise ValueError(f"{type(self).__name__}.{name}: {value!r} cannot be sent as callback data")
+            parts.append(text)
+        data = ":".join(parts)
+        if len(data.encode()) > MAX_BYTES:
+            raise ValueError(f"callback data {data!r} is longer than {MAX_BYTES} bytes")
+        return data
+
+
+def unpack(data: str | None) -> CallbackData | None:
+    """The button that `data` names, or None for anything malformed, oversized, unknown or out of range."""
+    if not data or len(data.encode("utf-8", "replace")) > MAX_BYTES:
+        return None
+    prefix, _, rest = data.partition(":")
+    kind = CallbackData._kinds.get(prefix)
+    if kind is None:
+        return None
+    hints = get_type_hints(kind)
+    names = [f.name for f in fields(kind)]  # type: ignore[arg-type]
+    raw = rest.split(":", len(names) - 1) if names else []
+    if len(raw) != len(names) or (not names and rest):
+        return None
+    values = {}
+    for index, (name, text) in enumerate(zip(names, raw, strict=True)):
+        value = _decode(hints[name], text, last=index == len(names) - 1)
+        if value is None:
+            return None
+        values[name] = value
+    return kind(**values)
+
+
+def _encode(hint: Any, value: Any, *, last: bool) -> str | None:
+    if hint is int:
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+        return str(value) if ok else None
+    if get_origin(hint) is Literal:
+        return value if value in get_args(hint) else None
+    if hint is str and isinstance(value, str) and (_TAIL if last else _WORD).fullmatch(value):
+        return value
+    return None
+
+
+def _decode(hint: Any, text: str, *, last: bool) -> Any:
+    if hint is int:
+        return int(text) if _NUMBER.fullmatch(text) and int(text) <= MAX_ID else None
+    if get_origin(hint) is Literal:
+        return text if text in get_args(hint) else None
+    if hint is str:
+        return text if (_TAIL if last else _WORD).fullmatch(text) else None
+    return None
+
+
+# ---- the bot's buttons: one line each, the prefix on the wire ------------------------------------
+
+
+@dataclass(frozen=True)
+class DialogueAnswer(CallbackData, prefix="d"):
+    """An answer button of an open dialogue; a revision other than the dialogue's is a stale press."""
+
+    rev: int
+    value: str
+
+
+@dataclass(frozen=True)
+class ResumeChoice(CallbackData, prefix="resume"):
+    """Continue a half-done form, or start it over."""
+
+    action: Literal["continue", "restart"]
+    rev: int
+
+
+@dataclass(frozen=True)
+class LanguageChoice(CallbackData, prefix="lang"):
+    locale: Literal["zh_CN", "en"]
+
+
+@dataclass(frozen=True)
+class FollowUpChoice(CallbackData, prefix="fu"):
+    """The merchant's Start / Later / Stop on a follow-up invitation."""
+
+    followup_id: int
+    action: Literal["start", "later", "stop"]
+
+
+@dataclass(frozen=True)
+class CallOutcome(CallbackData, prefix="st"):
+    """Staff's "reached / not reached" on a call task."""
+
+    followup_id: int
+    result: Literal["reached", "unreached"]
+
+
+@dataclass(frozen=True)
+class ShopSwitch(CallbackData, prefix="shop"):
+    """A merchant linked to one shop answers whether to link this chat to another (named by its invite code)."""
+
+    action: Literal["switch", "keep"]
+    code: str

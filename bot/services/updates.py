@@ -1,0 +1,96 @@
+"""One incoming update, one transaction.
+
+The processed update id, whatever the update changes and every message the bot
+will say about it (outbox rows) are written together or not at all. A redelivered
+update finds its id taken and does nothing; a second instance that changed the
+same rows first makes this one read them again and redo its work.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from bot.clock import Clock
+from bot.delivery.outcome import Outcome
+from bot.delivery.port import Payload
+from bot.storage.models import OutboxMessage, ProcessedUpdate
+
+log = logging.getLogger("posbot.updates")
+
+ATTEMPTS = 5
+
+
+@dataclass
+class UpdateWork:
+    """What one update is doing inside its transaction, and what it will say."""
+
+    session: AsyncSession
+    now: datetime
+    messages: list[OutboxMessage] = field(default_factory=list)
+    # Shown on the pressed button (answerCallbackQuery); None for plain messages.
+    callback_text: str | None = None
+
+    def say(self, chat_id: int, payload: Payload, purpose: str = "reply", **columns: Any) -> OutboxMessage:
+        """Queue a message; it is sent after the transaction commits, or never if it rolls back."""
+        message = OutboxMessage(
+            chat_id=chat_id,
+            payload=payload,
+            purpose=purpose,
+            status="pending",
+            attempts=0,
+            created_at=self.now,
+            **columns,
+        )
+        self.session.add(message)
+        self.messages.append(message)
+        return message
+
+
+Work = Callable[[UpdateWork], Awaitable[None]]
+
+
+class Updates:
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+        self.sessions = sessions
+        self.clock = clock
+
+    async def run(self, update_id: int | None, work: Work, *, label: object = "") -> Outcome:
+        """Do `work` once for this update, in one transaction; retried when another instance got there first."""
+        for attempt in range(ATTEMPTS):
+            try:
+                return await self._once(update_id, work)
+            except (StaleDataError, IntegrityError) as exc:
+                # Another instance changed the same rows first: read them again and redo.
+                log.info("update for %s raced another writer (%s); redoing it", label, type(exc).__name__)
+                if attempt == ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _once(self, update_id: int | None, work: Work) -> Outcome:
+        async with self.sessions() as session:
+            try:
+                async with session.begin():
+                    if update_id is not None:
+                        session.add(ProcessedUpdate(update_id=update_id, processed_at=self.clock.now()))
+                        await session.flush()
+                    done = UpdateWork(session, self.clock.now())
+                    await work(done)
+                    await session.flush()
+            except IntegrityError:
+                if update_id is not None and await self._already_processed(update_id):
+                    log.info("update %s already handled; skipped", update_id)
+                    return Outcome(duplicate=True)
+                raise
+        return Outcome([m.id for m in done.messages], done.callback_text)
+
+    async def _already_processed(self, update_id: int) -> bool:
+        async with self.sessions() as session:
+            return await session.get(ProcessedUpdate, update_id) is not None
