@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 from bot.app import Core, build_core
 from bot.clock import FrozenClock
 from bot.delivery.outcome import Outcome
-from bot.services.turn import Incoming
 from bot.services.merchants import add_merchant
+from bot.services.turn import Incoming
 from bot.storage.models import (
     Answer,
     Attachment,
