@@ -280,6 +280,22 @@ def test_a_visit_date_typed_without_a_year_means_the_next_such_day() -> None:
     assert later_today.state.answers["visit_time"] == "2026-12-20T16:00:00+08:00"
 
 
+def test_a_superscript_digit_is_refused_like_any_other_wrong_answer() -> None:
+    # "²".isdigit() holds but int("²") fails: such input used to raise instead of getting its refusal.
+    form = FORMS.latest("routine")
+    r = engine.start(form, NOW, CONTEXT)
+    r = engine.handle(form, r.state, ButtonInput("yes"), NOW, LONG)
+    assert r.state.current == "attitude"
+    typed = engine.handle(form, r.state, TextInput("²"), NOW, LONG)
+    assert typed.replies[0].parts[0] == engine.Text("error.number_range", {"low": 1, "high": 5})
+    assert typed.state == r.state
+    pressed = engine.handle(form, r.state, ButtonInput("²"), NOW, LONG)
+    assert pressed.replies[0].parts[0].key == "error.use_buttons" and pressed.state == r.state
+    start = engine.start(REPAIR, NOW, CONTEXT)
+    terminal = engine.handle(REPAIR, start.state, ButtonInput("_t:²"), NOW, LONG)
+    assert terminal.replies[0].parts[0].key == "error.use_buttons" and terminal.state == start.state
+
+
 # ---- property: any input sequence, any form --------------------------------------------------------
 
 texts = st.one_of(

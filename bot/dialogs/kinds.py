@@ -226,7 +226,8 @@ class _Scale(KindHandler):
     high: ClassVar[int]
 
     def _in_range(self, digits: str) -> bool:
-        return digits.isdigit() and self.low <= int(digits) <= self.high
+        # isdecimal, not isdigit: "²" is a digit that int() refuses; full-width "４" is decimal and fine.
+        return digits.isdecimal() and self.low <= int(digits) <= self.high
 
     def read(self, step: Step, dialogue: Dialogue, incoming: Input, now: datetime) -> Reading:
         if isinstance(incoming, TextInput):
@@ -353,7 +354,7 @@ class Serial(KindHandler):
         if isinstance(incoming, ButtonInput) and incoming.data.startswith(TERMINAL_PREFIX):
             terminals = self._terminals(step, dialogue)
             index = incoming.data.removeprefix(TERMINAL_PREFIX)
-            if index.isdigit() and int(index) < len(terminals):
+            if index.isdecimal() and int(index) < len(terminals):
                 return Accepted(terminals[int(index)])
             return _use_buttons()
         if not isinstance(incoming, TextInput):
