@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.dialogs import engine
+from bot.dialogs import engine, kinds
 from bot.dialogs.engine import (
     AnswerRemoved,
     AnswerSaved,
@@ -22,7 +22,7 @@ from bot.dialogs.engine import (
     TextInput,
 )
 from bot.dialogs.loader import load_forms
-from bot.dialogs.schema import Form
+from bot.dialogs.schema import Form, Kind
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOW = datetime(2026, 11, 24, 10, 0, tzinfo=ZONE)
@@ -176,6 +176,124 @@ def test_state_survives_a_round_trip_through_json() -> None:
     r = press(to_fixed_question(), "no")
     again = engine.state_from_dict(json.loads(json.dumps(engine.state_to_dict(r.state))))
     assert again == r.state
+
+
+# ---- question kinds ---------------------------------------------------------------------------------
+
+
+def test_every_question_kind_has_exactly_one_handler() -> None:
+    handled = [h.kind for h in kinds.HANDLERS]
+    assert sorted(handled) == sorted(Kind)
+    for kind in Kind:
+        assert kinds.handler_for(kind).kind is kind
+
+
+def test_a_kind_handled_twice_or_not_at_all_is_refused_at_import() -> None:
+    with pytest.raises(ValueError, match="two handlers"):
+        kinds.registry((*kinds.HANDLERS, kinds.Rating()))
+    with pytest.raises(ValueError, match="without a handler"):
+        kinds.registry(tuple(h for h in kinds.HANDLERS if h.kind is not Kind.NPS))
+
+
+def ticks(result: Result) -> dict[str, str]:
+    """Option value -> "mark.on"/"mark.off" as the multi-choice buttons show it."""
+    return {
+        b.data: b.label.params["mark"].key
+        for reply in result.replies
+        for row in reply.buttons
+        for b in row
+        if b.label.key == "button.toggle"
+    }
+
+
+def test_multi_choice_ticks_in_place_and_the_answer_keeps_the_forms_order() -> None:
+    form = FORMS.latest("install_second")
+    r = engine.start(form, NOW, CONTEXT)
+    r = engine.handle(form, r.state, ButtonInput("yes"), NOW, LONG)
+    assert r.state.current == "needs"
+    for option in ("training", "upgrade", "none"):
+        r = engine.handle(form, r.state, ButtonInput(option), NOW, LONG)
+    r = engine.handle(form, r.state, ButtonInput("none"), NOW, LONG)  # a second press unticks
+    (reply,) = r.replies
+    assert reply.replace, "a tick edits the question message instead of sending a new one"
+    assert [k for k, mark in ticks(r).items() if mark == "mark.on"] == ["upgrade", "training"]
+    assert r.effects == ()
+    r = engine.handle(form, r.state, ButtonInput(engine.DONE), NOW, LONG)
+    assert r.effects == (AnswerSaved("needs", "multi_choice", ["upgrade", "training"]),)
+    assert engine.describe(form, form.step("needs"), r.state.answers["needs"]) == engine.Text(
+        "answer.list",
+        {
+            "items": [
+                engine.Text("form.install_second.needs.upgrade"),
+                engine.Text("form.install_second.needs.training"),
+            ]
+        },
+    )
+    # Back to the question: the earlier choices are still ticked, and Done with none ticked is refused.
+    back = engine.handle(form, r.state, ButtonInput(engine.BACK), NOW, LONG)
+    assert back.state.current == "needs"
+    assert [k for k, mark in ticks(back).items() if mark == "mark.on"] == ["upgrade", "training"]
+    for option in ("upgrade", "training"):
+        back = engine.handle(form, back.state, ButtonInput(option), NOW, LONG)
+    refused = engine.handle(form, back.state, ButtonInput(engine.DONE), NOW, LONG)
+    assert refused.replies[0].parts[0].key == "error.choose_at_least_one" and refused.state == back.state
+
+
+def test_ratings_and_nps_can_be_typed_but_only_within_their_scale() -> None:
+    form = FORMS.latest("routine")
+    r = engine.start(form, NOW, CONTEXT)
+    r = engine.handle(form, r.state, ButtonInput("yes"), NOW, LONG)
+    assert r.state.current == "attitude"
+    assert buttons(r) == ["1", "2", "3", "4", "5", "_back"]
+    out_of_scale = engine.handle(form, r.state, TextInput("0"), NOW, LONG)
+    assert out_of_scale.replies[0].parts[0] == engine.Text("error.number_range", {"low": 1, "high": 5})
+    r = engine.handle(form, r.state, TextInput(" 4 "), NOW, LONG)
+    assert r.state.answers["attitude"] == 4
+    for data in ("5", "3"):
+        r = engine.handle(form, r.state, ButtonInput(data), NOW, LONG)
+    r = engine.handle(form, r.state, ButtonInput("no"), NOW, LONG)
+    assert r.state.current == "recommend"
+    assert buttons(r)[:11] == [str(n) for n in range(11)]
+    r = engine.handle(form, r.state, TextInput("０"), NOW, LONG)  # a full-width digit from a Chinese keyboard
+    assert r.state.answers["recommend"] == 0
+
+
+def test_a_visit_date_typed_without_a_year_means_the_next_such_day() -> None:
+    december = datetime(2026, 12, 20, 10, 0, tzinfo=ZONE)
+
+    def at_visit_time() -> Result:
+        r = engine.start(REPAIR, december, CONTEXT)
+        for data in ("_t:0", "printing", "no"):
+            r = engine.handle(REPAIR, r.state, ButtonInput(data), december, LONG)
+        r = engine.handle(REPAIR, r.state, TextInput("paper does not come out"), december, LONG)
+        for data in (engine.SKIP, "no"):
+            r = engine.handle(REPAIR, r.state, ButtonInput(data), december, LONG)
+        assert r.state.current == "visit_time"
+        return r
+
+    r = engine.handle(REPAIR, at_visit_time().state, TextInput("01/05 09:30"), december, LONG)
+    assert r.state.answers["visit_time"] == "2027-01-05T09:30:00+08:00"
+    # Earlier today has passed, so today's date without a year means next year: too far ahead to book.
+    refused = engine.handle(REPAIR, at_visit_time().state, TextInput("12-20 09:00"), december, LONG)
+    assert refused.replies[0].parts[0] == engine.Text("error.datetime_range", {"days": 30})
+    later_today = engine.handle(REPAIR, at_visit_time().state, TextInput("12-20 16:00"), december, LONG)
+    assert later_today.state.answers["visit_time"] == "2026-12-20T16:00:00+08:00"
+
+
+def test_a_superscript_digit_is_refused_like_any_other_wrong_answer() -> None:
+    # "²".isdigit() holds but int("²") fails: such input used to raise instead of getting its refusal.
+    form = FORMS.latest("routine")
+    r = engine.start(form, NOW, CONTEXT)
+    r = engine.handle(form, r.state, ButtonInput("yes"), NOW, LONG)
+    assert r.state.current == "attitude"
+    typed = engine.handle(form, r.state, TextInput("²"), NOW, LONG)
+    assert typed.replies[0].parts[0] == engine.Text("error.number_range", {"low": 1, "high": 5})
+    assert typed.state == r.state
+    pressed = engine.handle(form, r.state, ButtonInput("²"), NOW, LONG)
+    assert pressed.replies[0].parts[0].key == "error.use_buttons" and pressed.state == r.state
+    start = engine.start(REPAIR, NOW, CONTEXT)
+    terminal = engine.handle(REPAIR, start.state, ButtonInput("_t:²"), NOW, LONG)
+    assert terminal.replies[0].parts[0].key == "error.use_buttons" and terminal.state == start.state
 
 
 # ---- property: any input sequence, any form --------------------------------------------------------

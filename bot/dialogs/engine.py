@@ -6,66 +6,50 @@ effects (answers to SQL, the ticket...) in one transaction.
 
 The next question is always "the first visible step without an answer", so Back,
 Edit and branching all follow from one rule instead of a state machine per form.
+What differs between question kinds (buttons, reading input, checking and describing
+an answer) lives in `bot.dialogs.kinds`, one class per kind; this module only moves
+between steps and phases. The texts, buttons and inputs are in `bot.dialogs.messages`
+and re-exported here.
 """
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from bot.dialogs.schema import Form, Kind, Step
-from bot.domain.phones import normalize_phone
-from bot.domain.privacy import mask_phone
-
-# Button data the engine understands besides option values (all short: Telegram
-# allows 64 bytes of callback data, and the transport adds a revision prefix).
-BACK = "_back"
-SKIP = "_skip"
-DONE = "_done"
-SUBMIT = "_submit"
-EDIT = "_edit"
-CANCEL = "_cancel"
-SUMMARY = "_summary"
-KNOWN = "_known"
-EDIT_PREFIX = "_e:"
-TERMINAL_PREFIX = "_t:"
-SLOT_PREFIX = "_s:"
-
-SLOTS: dict[str, tuple[int, int]] = {"d1am": (1, 10), "d1pm": (1, 15), "d2am": (2, 10)}
-DATETIME_FORMATS = ("%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M", "%Y-%m-%dT%H:%M", "%m-%d %H:%M", "%m/%d %H:%M")
+from bot.dialogs.kinds import DATETIME_FORMATS as DATETIME_FORMATS
+from bot.dialogs.kinds import SLOTS as SLOTS
+from bot.dialogs.kinds import Collected, Refused, handler_for
+from bot.dialogs.messages import BACK as BACK
+from bot.dialogs.messages import CANCEL as CANCEL
+from bot.dialogs.messages import DONE as DONE
+from bot.dialogs.messages import EDIT as EDIT
+from bot.dialogs.messages import EDIT_PREFIX as EDIT_PREFIX
+from bot.dialogs.messages import KNOWN as KNOWN
+from bot.dialogs.messages import SKIP as SKIP
+from bot.dialogs.messages import SLOT_PREFIX as SLOT_PREFIX
+from bot.dialogs.messages import SUBMIT as SUBMIT
+from bot.dialogs.messages import SUMMARY as SUMMARY
+from bot.dialogs.messages import TERMINAL_PREFIX as TERMINAL_PREFIX
+from bot.dialogs.messages import Button as Button
+from bot.dialogs.messages import ButtonInput as ButtonInput
+from bot.dialogs.messages import ContactInput as ContactInput
+from bot.dialogs.messages import FileInput as FileInput
+from bot.dialogs.messages import Input as Input
+from bot.dialogs.messages import OtherInput as OtherInput
+from bot.dialogs.messages import Reply as Reply
+from bot.dialogs.messages import Rows, in_rows
+from bot.dialogs.messages import Text as Text
+from bot.dialogs.messages import TextInput as TextInput
+from bot.dialogs.schema import Form, Step
 
 Phase = Literal["asking", "summary", "choose_edit", "submitted", "cancelled", "abandoned"]
 OPEN_PHASES = ("asking", "summary", "choose_edit")
 
 
-# ---- values the engine hands out ---------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Text:
-    """A locale key and its parameters; parameters may be Texts (or lists of them) too."""
-
-    key: str
-    params: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class Button:
-    label: Text
-    data: str
-
-
-@dataclass(frozen=True)
-class Reply:
-    parts: tuple[Text, ...]
-    buttons: tuple[tuple[Button, ...], ...] = ()
-    # Replace the message whose button was pressed (multi-choice toggles) instead of sending anew.
-    replace: bool = False
-    # Offer Telegram's "share my phone number" keyboard with this message.
-    request_contact: bool = False
+# ---- effects the caller applies ------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -96,42 +80,6 @@ class Abandoned:
 
 
 Effect = AnswerSaved | AnswerRemoved | Submitted | Cancelled | Abandoned
-
-
-# ---- inputs ---------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TextInput:
-    text: str
-
-
-@dataclass(frozen=True)
-class ButtonInput:
-    data: str
-
-
-@dataclass(frozen=True)
-class FileInput:
-    kind: Literal["photo", "document"]
-    file_id: str
-    name: str | None = None
-
-
-@dataclass(frozen=True)
-class ContactInput:
-    phone: str
-    own: bool
-
-
-@dataclass(frozen=True)
-class OtherInput:
-    """Anything the engine never accepts as an answer: a sticker, voice, location..."""
-
-    kind: str
-
-
-Input = TextInput | ButtonInput | FileInput | ContactInput | OtherInput
 
 
 # ---- state ----------------------------------------------------------------------------------
@@ -262,40 +210,7 @@ def validate(step: Step, value: Any) -> bool:
     """Whether `value` is an acceptable stored answer for `step` (None means skipped)."""
     if value is None:
         return not step.required
-    kind = step.kind
-    if kind is Kind.CHOICE:
-        return value in step.options
-    if kind is Kind.MULTI_CHOICE:
-        return (
-            isinstance(value, list)
-            and bool(value)
-            and len(set(value)) == len(value)
-            and all(v in step.options for v in value)
-        )
-    if kind is Kind.YES_NO:
-        return isinstance(value, bool)
-    if kind is Kind.RATING:
-        return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 5
-    if kind is Kind.NPS:
-        return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 10
-    if kind is Kind.TEXT:
-        return isinstance(value, str) and step.min_length <= len(value.strip()) <= step.max_length
-    if kind is Kind.PHONE:
-        return isinstance(value, str) and normalize_phone(value, step.region) == value
-    if kind is Kind.SERIAL:
-        return isinstance(value, str) and bool(step.serial_pattern.match(value))
-    if kind is Kind.DATETIME:
-        try:
-            return isinstance(value, str) and datetime.fromisoformat(value).tzinfo is not None
-        except ValueError:
-            return False
-    if kind is Kind.FILE:
-        return (
-            isinstance(value, list)
-            and 1 <= len(value) <= step.max_files
-            and all(isinstance(f, dict) and f.get("kind") in step.accept for f in value)
-        )
-    return False
+    return handler_for(step.kind).validate(step, value)
 
 
 def next_step(form: Form, answers: Mapping[str, Any]) -> Step | None:
@@ -322,52 +237,21 @@ def _on_question(form: Form, state: State, incoming: Input, now: datetime) -> Re
             return _accept(form, state, step, None, now)
         if incoming.data == SUMMARY and state.editing:
             return _advance(form, replace(state, pending=()), now, ())
-    if step.kind is Kind.MULTI_CHOICE:
-        return _on_multi_choice(form, state, step, incoming, now)
-    if step.kind is Kind.FILE:
-        return _on_file(form, state, step, incoming, now)
-    value, problem = _read_value(step, state, incoming, now)
-    if problem is not None:
-        return _refuse(state, problem)
-    return _accept(form, state, step, value, now)
+    reading = handler_for(step.kind).read(step, state, incoming, now)
+    if isinstance(reading, Refused):
+        return _refuse(state, reading.problem)
+    if isinstance(reading, Collected):
+        return _collect(form, state, step, reading, now)
+    return _accept(form, state, step, reading.value, now)
 
 
-def _on_multi_choice(form: Form, state: State, step: Step, incoming: Input, now: datetime) -> Result:
-    if not isinstance(incoming, ButtonInput):
-        return _refuse(state, Text("error.use_buttons"))
-    chosen = list(state.pending)
-    if incoming.data == DONE:
-        if not chosen:
-            return _refuse(state, Text("error.choose_at_least_one"))
-        ordered = [o for o in step.options if o in chosen]
-        return _accept(form, replace(state, pending=()), step, ordered, now)
-    if incoming.data not in step.options:
-        return _refuse(state, Text("error.use_buttons"))
-    if incoming.data in chosen:
-        chosen.remove(incoming.data)
-    else:
-        chosen.append(incoming.data)
-    toggled = replace(state, pending=tuple(chosen), updated_at=now, rev=state.rev + 1)
-    question = _ask(form, toggled, step)
-    return Result(toggled, tuple(replace(r, replace=True) for r in question[-1:]))
-
-
-def _on_file(form: Form, state: State, step: Step, incoming: Input, now: datetime) -> Result:
-    files = list(state.pending)
-    if isinstance(incoming, ButtonInput) and incoming.data == DONE:
-        if not files:
-            return _refuse(state, Text("error.send_file"))
-        return _accept(form, replace(state, pending=()), step, files, now)
-    if not isinstance(incoming, FileInput) or incoming.kind not in step.accept:
-        return _refuse(state, Text("error.send_file"))
-    if len(files) >= step.max_files:
-        return _refuse(state, Text("error.too_many_files", {"max": step.max_files}))
-    files.append({"kind": incoming.kind, "file_id": incoming.file_id, "name": incoming.name})
-    collected = replace(state, pending=tuple(files), updated_at=now, rev=state.rev + 1)
-    receipt = Reply(
-        (Text("dialog.file_received", {"count": len(files), "max": step.max_files}),),
-        ((Button(Text("button.done"), DONE),), *_nav_row(collected, step)),
-    )
+def _collect(form: Form, state: State, step: Step, reading: Collected, now: datetime) -> Result:
+    """Part of an answer arrived (a choice ticked, a file sent): keep it pending and say so."""
+    collected = replace(state, pending=reading.pending, updated_at=now, rev=state.rev + 1)
+    if reading.receipt is None:
+        question = _ask(form, collected, step)
+        return Result(collected, tuple(replace(r, replace=True) for r in question[-1:]))
+    receipt = replace(reading.receipt, buttons=reading.receipt.buttons + _nav_row(collected, step))
     return Result(collected, (receipt,))
 
 
@@ -396,15 +280,12 @@ def _on_choose_edit(form: Form, state: State, incoming: Input, now: datetime) ->
     if not incoming.data.startswith(EDIT_PREFIX) or key not in editable:
         return _refuse(state, Text("error.use_buttons"))
     step = form.step(key)
-    pending: tuple[Any, ...] = ()
-    if step.kind is Kind.MULTI_CHOICE and isinstance(state.answers.get(key), list):
-        pending = tuple(state.answers[key])
     asking = replace(
         state,
         phase="asking",
         current=key,
         editing=True,
-        pending=pending,
+        pending=handler_for(step.kind).resume(state.answers.get(key)),
         updated_at=now,
         rev=state.rev + 1,
     )
@@ -436,15 +317,12 @@ def _back(form: Form, state: State, now: datetime) -> Result:
     previous = state.history[-1]
     answers = {k: v for k, v in state.answers.items() if k != previous}
     step = form.step(previous)
-    pending: tuple[Any, ...] = ()
-    if step.kind is Kind.MULTI_CHOICE and isinstance(state.answers.get(previous), list):
-        pending = tuple(state.answers[previous])
     back = replace(
         state,
         answers=answers,
         history=state.history[:-1],
         current=previous,
-        pending=pending,
+        pending=handler_for(step.kind).resume(state.answers.get(previous)),
         updated_at=now,
         rev=state.rev + 1,
     )
@@ -478,130 +356,10 @@ def _with_intro(intro: tuple[Text, ...], replies: tuple[Reply, ...]) -> tuple[Re
     return (replace(first, parts=intro + first.parts), *replies[1:])
 
 
-# ---- reading one answer ---------------------------------------------------------------------------
-
-
-def _read_value(step: Step, state: State, incoming: Input, now: datetime) -> tuple[Any, Text | None]:
-    kind = step.kind
-    if kind in (Kind.CHOICE, Kind.YES_NO, Kind.RATING, Kind.NPS):
-        return _read_button_value(step, incoming)
-    if kind is Kind.TEXT:
-        if not isinstance(incoming, TextInput):
-            return None, Text("error.type_text")
-        text = incoming.text.strip()
-        if len(text) > step.max_length:
-            return None, Text("error.text_too_long", {"max": step.max_length, "got": len(text)})
-        if len(text) < step.min_length:
-            return None, Text("error.text_too_short", {"min": step.min_length})
-        return text, None
-    if kind is Kind.PHONE:
-        return _read_phone(step, state, incoming)
-    if kind is Kind.SERIAL:
-        return _read_serial(step, state, incoming)
-    if kind is Kind.DATETIME:
-        return _read_datetime(step, incoming, now)
-    return None, Text("error.use_buttons")
-
-
-def _read_button_value(step: Step, incoming: Input) -> tuple[Any, Text | None]:
-    low, high = (1, 5) if step.kind is Kind.RATING else (0, 10)
-    if isinstance(incoming, TextInput) and step.kind in (Kind.RATING, Kind.NPS):
-        text = incoming.text.strip()
-        if text.isdigit() and low <= int(text) <= high:
-            return int(text), None
-        return None, Text("error.number_range", {"low": low, "high": high})
-    if not isinstance(incoming, ButtonInput):
-        return None, Text("error.use_buttons")
-    data = incoming.data
-    if step.kind is Kind.CHOICE and data in step.options:
-        return data, None
-    if step.kind is Kind.YES_NO and data in ("yes", "no"):
-        return data == "yes", None
-    if step.kind in (Kind.RATING, Kind.NPS) and data.isdigit() and low <= int(data) <= high:
-        return int(data), None
-    return None, Text("error.use_buttons")
-
-
-def _read_phone(step: Step, state: State, incoming: Input) -> tuple[Any, Text | None]:
-    if isinstance(incoming, ButtonInput) and incoming.data == KNOWN:
-        known = state.context.get(step.known_from or "phone")
-        if isinstance(known, str) and normalize_phone(known, step.region) == known:
-            return known, None
-        return None, Text("error.invalid_phone")
-    if isinstance(incoming, ContactInput):
-        if not incoming.own:
-            return None, Text("error.not_own_contact")
-        phone = normalize_phone(incoming.phone, step.region)
-        return (phone, None) if phone else (None, Text("error.invalid_phone"))
-    if not isinstance(incoming, TextInput):
-        return None, Text("error.type_phone")
-    phone = normalize_phone(incoming.text.strip(), step.region)
-    return (phone, None) if phone else (None, Text("error.invalid_phone"))
-
-
-def _terminals(step: Step, state: State) -> list[str]:
-    if step.options_from is None:
-        return []
-    listed = state.context.get(step.options_from, [])
-    return [str(s) for s in listed] if isinstance(listed, list) else []
-
-
-def _read_serial(step: Step, state: State, incoming: Input) -> tuple[Any, Text | None]:
-    if isinstance(incoming, ButtonInput) and incoming.data.startswith(TERMINAL_PREFIX):
-        terminals = _terminals(step, state)
-        index = incoming.data.removeprefix(TERMINAL_PREFIX)
-        if index.isdigit() and int(index) < len(terminals):
-            return terminals[int(index)], None
-        return None, Text("error.use_buttons")
-    if not isinstance(incoming, TextInput):
-        return None, Text("error.type_serial")
-    serial = re.sub(r"\s+", "", incoming.text).upper()
-    if not step.serial_pattern.match(serial):
-        return None, Text("error.invalid_serial")
-    return serial, None
-
-
-def _read_datetime(step: Step, incoming: Input, now: datetime) -> tuple[Any, Text | None]:
-    if isinstance(incoming, ButtonInput) and incoming.data.startswith(SLOT_PREFIX):
-        slot = SLOTS.get(incoming.data.removeprefix(SLOT_PREFIX))
-        if slot is None:
-            return None, Text("error.use_buttons")
-        return _slot_time(now, *slot).isoformat(), None
-    if not isinstance(incoming, TextInput):
-        return None, Text("error.type_datetime")
-    moment = _parse_datetime(incoming.text.strip(), now)
-    if moment is None:
-        return None, Text("error.invalid_datetime")
-    earliest = now + timedelta(days=step.min_days_ahead)
-    latest = now + timedelta(days=step.max_days_ahead)
-    if not earliest <= moment <= latest:
-        return None, Text("error.datetime_range", {"days": step.max_days_ahead})
-    return moment.isoformat(), None
-
-
-def _parse_datetime(text: str, now: datetime) -> datetime | None:
-    for pattern in DATETIME_FORMATS:
-        try:
-            parsed = datetime.strptime(text, pattern)
-        except ValueError:
-            continue
-        if "%Y" not in pattern:
-            parsed = parsed.replace(year=now.year)
-            if parsed.replace(tzinfo=now.tzinfo) < now:
-                parsed = parsed.replace(year=now.year + 1)
-        return parsed.replace(tzinfo=now.tzinfo)
-    return None
-
-
-def _slot_time(now: datetime, days: int, hour: int) -> datetime:
-    day = (now + timedelta(days=days)).date()
-    return datetime(day.year, day.month, day.day, hour, 0, tzinfo=now.tzinfo)
-
-
 # ---- what the merchant sees -------------------------------------------------------------------------
 
 
-def _nav_row(state: State, step: Step) -> tuple[tuple[Button, ...], ...]:
+def _nav_row(state: State, step: Step) -> Rows:
     row: list[Button] = []
     if state.editing:
         row.append(Button(Text("button.back_to_summary"), SUMMARY))
@@ -621,93 +379,19 @@ def _ask(form: Form, state: State, step: Step) -> tuple[Reply, ...]:
             parts.append(Text("dialog.tips_header"))
             parts.extend(Text("dialog.tip_line", {"n": i, "tip": Text(k)}) for i, k in enumerate(tip_keys, 1))
     parts.append(Text(step.prompt_key(form.key)))
-    rows = _answer_buttons(form, state, step)
-    hint = _hint(step)
+    handler = handler_for(step.kind)
+    hint = handler.hint(step)
     if hint is not None:
         parts.append(hint)
-    contact = step.kind is Kind.PHONE and not state.context.get(step.known_from or "phone")
-    return (Reply(tuple(parts), rows + _nav_row(state, step), request_contact=contact),)
-
-
-def _hint(step: Step) -> Text | None:
-    hints = {
-        Kind.TEXT: Text("hint.text", {"max": step.max_length}),
-        Kind.PHONE: Text("hint.phone"),
-        Kind.DATETIME: Text("hint.datetime"),
-        Kind.FILE: Text("hint.file", {"max": step.max_files}),
-        Kind.MULTI_CHOICE: Text("hint.multi_choice"),
-    }
-    if step.kind is Kind.SERIAL:
-        return Text("hint.serial_or_pick" if step.options_from else "hint.serial")
-    return hints.get(step.kind)
-
-
-def _answer_buttons(form: Form, state: State, step: Step) -> tuple[tuple[Button, ...], ...]:
-    kind = step.kind
-    if kind is Kind.CHOICE:
-        return _in_rows([Button(Text(step.option_key(form.key, o)), o) for o in step.options], 2)
-    if kind is Kind.MULTI_CHOICE:
-        chosen = set(state.pending)
-        buttons = [
-            Button(
-                Text(
-                    "button.toggle",
-                    {
-                        "mark": Text("mark.on" if o in chosen else "mark.off"),
-                        "label": Text(step.option_key(form.key, o)),
-                    },
-                ),
-                o,
-            )
-            for o in step.options
-        ]
-        return _in_rows(buttons, 2) + ((Button(Text("button.done"), DONE),),)
-    if kind is Kind.YES_NO:
-        return ((Button(Text("button.yes"), "yes"), Button(Text("button.no"), "no")),)
-    if kind is Kind.RATING:
-        return (tuple(Button(Text("button.rating", {"n": n}), str(n)) for n in range(1, 6)),)
-    if kind is Kind.NPS:
-        return (
-            tuple(Button(Text("button.number", {"n": n}), str(n)) for n in range(0, 6)),
-            tuple(Button(Text("button.number", {"n": n}), str(n)) for n in range(6, 11)),
-        )
-    if kind is Kind.SERIAL:
-        serials = _terminals(step, state)
-        return _in_rows(
-            [Button(Text("button.terminal", {"serial": s}), f"{TERMINAL_PREFIX}{i}") for i, s in enumerate(serials)],
-            1,
-        )
-    if kind is Kind.DATETIME:
-        return (tuple(Button(Text(f"button.slot_{name}"), f"{SLOT_PREFIX}{name}") for name in SLOTS),)
-    if kind is Kind.PHONE:
-        known = state.context.get(step.known_from or "phone")
-        if isinstance(known, str) and known:
-            return ((Button(Text("button.use_known_phone", {"phone": mask_phone(known)}), KNOWN),),)
-    return ()
-
-
-def _in_rows(buttons: Sequence[Button], per_row: int) -> tuple[tuple[Button, ...], ...]:
-    return tuple(tuple(buttons[i : i + per_row]) for i in range(0, len(buttons), per_row))
+    rows = handler.buttons(form.key, step, state) + _nav_row(state, step)
+    return (Reply(tuple(parts), rows, request_contact=handler.offers_contact(step, state)),)
 
 
 def describe(form: Form, step: Step, value: Any) -> Text:
     """How an answer reads back to the merchant (summary) or to staff."""
     if value is None:
         return Text("answer.skipped")
-    kind = step.kind
-    if kind is Kind.CHOICE:
-        return Text(step.option_key(form.key, value))
-    if kind is Kind.MULTI_CHOICE:
-        return Text("answer.list", {"items": [Text(step.option_key(form.key, v)) for v in value]})
-    if kind is Kind.YES_NO:
-        return Text("button.yes" if value else "button.no")
-    if kind is Kind.RATING:
-        return Text("button.rating", {"n": value})
-    if kind is Kind.FILE:
-        return Text("answer.files", {"count": len(value)})
-    if kind is Kind.DATETIME:
-        return Text("answer.datetime", {"at": datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")})
-    return Text("answer.raw", {"value": str(value)})
+    return handler_for(step.kind).describe(form.key, step, value)
 
 
 def _summary(form: Form, state: State) -> Reply:
@@ -733,5 +417,5 @@ def _edit_menu(form: Form, state: State) -> Reply:
     ]
     return Reply(
         (Text("dialog.choose_edit"),),
-        _in_rows(buttons, 2) + ((Button(Text("button.back_to_summary"), SUMMARY),),),
+        in_rows(buttons, 2) + ((Button(Text("button.back_to_summary"), SUMMARY),),),
     )
