@@ -71,3 +71,16 @@ async def test_language_with_an_argument_switches_at_once(core: Core) -> None:
     async with core.sessions() as session:
         conversation = await session.get(Conversation, USER)
     assert conversation is not None and conversation.locale == "zh_CN" and conversation.locale_chosen
+
+
+def test_the_terminal_takes_a_button_number_but_not_a_superscript() -> None:
+    from io import StringIO
+
+    from bot.channels.terminal import TerminalMessenger
+
+    terminal = TerminalMessenger(user_chat_id=1, out=StringIO())
+    terminal.buttons = [("Yes", "d:1:yes"), ("No", "d:1:no")]
+    assert terminal.button_for("2") == "d:1:no"
+    assert terminal.button_for("２") == "d:1:no"  # a Chinese keyboard's full-width digit
+    assert terminal.button_for("²") is None
+    assert terminal.button_for("3") is None

@@ -47,7 +47,7 @@ class TerminalMessenger:
 
     def button_for(self, line: str) -> str | None:
         """Callback data for a typed number or label of the buttons shown last."""
-        if line.isdigit() and 1 <= int(line) <= len(self.buttons):
+        if line.isdecimal() and 1 <= int(line) <= len(self.buttons):  # not isdigit(): int("²") raises
             return self.buttons[int(line) - 1][1]
         for label, data in self.buttons:
             if line.casefold() == label.casefold():
