@@ -40,7 +40,7 @@ from aiogram.types import (
 )
 from aiohttp import web
 
-from bot.testing.fake_bot_api import TINY_PNG, FakeBotAPI
+from tests.fakes import TINY_PNG, FakeBotAPI
 
 pytestmark = pytest.mark.asyncio
 
