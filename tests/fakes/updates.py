@@ -133,6 +133,11 @@ class Updates(FakeCore):
         return again
 
     @property
+    def poll_waiting(self) -> bool:
+        """A getUpdates long poll is parked, to be answered as soon as an update comes."""
+        return self._poll_waiter is not None and not self._poll_waiter.done()
+
+    @property
     def pending_updates(self) -> list[JSON]:
         """Updates Telegram still holds for the bot (not yet confirmed, or not yet accepted by the webhook)."""
         return [q.update for q in self._pending]
