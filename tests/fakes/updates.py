@@ -88,6 +88,7 @@ class Updates(FakeCore):
     async def _wait_for_updates(self, seconds: float) -> None:
         waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._poll_waiter = waiter
+        self._changed()  # a test may be waiting for the poll to park (poll_waiting)
         try:
             await asyncio.wait_for(waiter, seconds)
         except TimeoutError:
