@@ -20,8 +20,8 @@ from bot.app import Core, build_core, make_bot, make_dispatcher
 from bot.channels.telegram import TelegramMessenger
 from bot.clock import Clock
 from bot.config import Settings
-from bot.testing.fake_bot_api import FakeBotAPI
 from tests.conftest import STAFF_CHAT
+from tests.fakes import FakeBotAPI
 
 TOKEN = "123456:TEST-token"
 MERCHANT = 424242

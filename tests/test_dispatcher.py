@@ -19,8 +19,7 @@ from bot.domain.followup_policy import load_policy
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.storage.db import create_engine, session_factory
 from bot.storage.models import FollowUp
-from bot.testing.fake_bot_api import FakeBotAPI
-from bot.testing.seed import seed_due_followups
+from tests.fakes import FakeBotAPI, seed_due_followups
 from tests.telegram_harness import TOKEN, kill_hard, spawn_bot, stop, telegram_settings
 
 FIRST = 20_000_000

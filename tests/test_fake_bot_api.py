@@ -40,7 +40,7 @@ from aiogram.types import (
 )
 from aiohttp import web
 
-from bot.testing.fake_bot_api import TINY_PNG, FakeBotAPI
+from tests.fakes import TINY_PNG, FakeBotAPI
 
 pytestmark = pytest.mark.asyncio
 
@@ -373,14 +373,14 @@ async def test_commands_are_kept_per_scope_and_language(api: FakeBotAPI, bot: Bo
 # ---- getUpdates and webhooks ----------------------------------------------------------------------------------
 
 
-async def test_long_poll_answers_as_soon_as_an_update_arrives(api: FakeBotAPI, bot: Bot) -> None:
-    async def press_soon() -> None:
-        await asyncio.sleep(0.1)
-        api.user_sends_text(MERCHANT, "hello")
-
-    started = time.monotonic()
-    _, updates = await asyncio.gather(press_soon(), bot.get_updates(timeout=10))
-    assert time.monotonic() - started < 1.0
+async def test_a_parked_long_poll_is_answered_with_the_update_that_arrives(api: FakeBotAPI, bot: Bot) -> None:
+    # How soon it answers is measured by `python -m benchmarks fake_api`, not asserted here.
+    poll = asyncio.create_task(bot.get_updates(timeout=50))
+    await api.wait_for(lambda: api.poll_waiting or poll.done(), timeout=10)
+    assert api.poll_waiting, "getUpdates answered before any update was there"
+    api.user_sends_text(MERCHANT, "hello")
+    # A guard against a hang only: the poll asked to wait 50 s, so any answer before that is the wake-up.
+    updates = await asyncio.wait_for(poll, timeout=45)
     assert [u.message.text for u in updates if u.message] == ["hello"]
     # Confirming with a higher offset forgets it.
     assert await bot.get_updates(offset=updates[-1].update_id + 1, timeout=0) == []
@@ -517,8 +517,8 @@ async def test_sent_calls_and_counters_use_telegram_method_names(api: FakeBotAPI
     assert json.loads(json.dumps(call.result))["chat"]["id"] == MERCHANT
 
 
-async def test_throughput_of_a_thousand_sends(api: FakeBotAPI) -> None:
-    """A lean hot path: the dispatch benchmark needs thousands a second from one client."""
+async def test_a_thousand_concurrent_sends_are_each_kept_once(api: FakeBotAPI) -> None:
+    # How many a second the server answers is measured by `python -m benchmarks fake_api`.
     async with aiohttp.ClientSession() as session:
         url = f"{api.base_url}/bot{TOKEN}/sendMessage"
         gate = asyncio.Semaphore(32)
@@ -528,8 +528,7 @@ async def test_throughput_of_a_thousand_sends(api: FakeBotAPI) -> None:
                 assert response.status == 200
                 await response.read()
 
-        started = time.perf_counter()
         await asyncio.gather(*(send(i) for i in range(1000)))
-        elapsed = time.perf_counter() - started
-    assert len(api.sent(MERCHANT)) == 1000
-    assert elapsed < 1.5, f"1000 sends took {elapsed:.2f}s"
+    sent = api.sent(MERCHANT)
+    assert sorted(m.text or "" for m in sent) == sorted(f"m{i}" for i in range(1000))
+    assert [m.message_id for m in sent] == list(range(1, 1001))

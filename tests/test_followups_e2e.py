@@ -14,8 +14,8 @@ from sqlalchemy import select
 from bot.app import Core, dispatch_due
 from bot.clock import FrozenClock
 from bot.storage.models import FollowUp, Merchant, Ticket
-from bot.testing.fake_bot_api import FakeBotAPI
 from tests.conftest import SHANGHAI, STAFF_CHAT, linked_merchant
+from tests.fakes import FakeBotAPI
 from tests.telegram_harness import TOKEN, Chat, running_bot, telegram_settings
 
 STAFF_MEMBER = 900001

@@ -10,8 +10,8 @@ from sqlalchemy import func, select
 
 from bot.storage.db import create_engine, session_factory
 from bot.storage.models import Answer, Ticket
-from bot.testing.fake_bot_api import FakeBotAPI
 from tests.conftest import STAFF_CHAT
+from tests.fakes import FakeBotAPI
 from tests.telegram_harness import MERCHANT, TOKEN, Chat, kill_hard, running_bot, spawn_bot, stop, telegram_settings
 
 
