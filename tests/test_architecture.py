@@ -30,7 +30,6 @@ LAYERS = {
     "app": 6,
     "cli": 7,
     "__main__": 8,
-    "testing": 9,
 }
 
 

@@ -56,6 +56,10 @@ class StaffDesk:
     def allowed(self, action: StaffAction) -> bool:
         return action.chat_id == self.staff_chat_id or action.user_id in self.admin_ids
 
+    def _refusal(self, action: StaffAction) -> str:
+        """Said in the person's own language: they are not in the staff group."""
+        return Translator(locale_for(action.language_code, self.t.locale))("install.not_staff")
+
     def _reply(self, work: UpdateWork, action: StaffAction, text: str, **extra: Any) -> None:
         payload = text_payload(text)
         payload.update(extra)
@@ -88,8 +92,7 @@ class StaffDesk:
 
     async def _refuse(self, action: StaffAction) -> Outcome:
         log.warning("user %s tried a staff action outside the staff chat", action.user_id)
-        # Said in the person's own language: they are not in the staff group.
-        refusal = Translator(locale_for(action.language_code, self.t.locale))("install.not_staff")
+        refusal = self._refusal(action)
 
         async def work(done: UpdateWork) -> None:
             done.say(action.chat_id, text_payload(refusal))
@@ -102,7 +105,7 @@ class StaffDesk:
         """A staff member pressed "reached" or "not reached" on an escalation."""
         if not self.allowed(action):
             log.warning("user %s pressed a staff button outside the staff chat", action.user_id)
-            return Outcome(callback_text=self.t("install.not_staff"))
+            return Outcome(callback_text=self._refusal(action))
 
         async def work(done: UpdateWork) -> None:
             followup = await done.session.get(FollowUp, data.followup_id)
