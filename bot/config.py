@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(Exception):
@@ -82,12 +83,38 @@ class Settings(BaseSettings):
             raise ValueError("use a sqlite:/// or postgresql:// URL")
         return value
 
+    @field_validator("telegram_api_base")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value or None
+
     @field_validator("webhook_url")
     @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https://")
+    def _https(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Telegram posts updates only to https; a self-hosted Bot API server (TELEGRAM_API_BASE) in
+        # --local mode also accepts plain http, which is how it reaches a bot on its own network.
+        allowed = ("https://", "http://") if info.data.get("telegram_api_base") else ("https://",)
+        if value and not value.startswith(allowed):
+            raise ValueError("must start with https:// (plain http only with a self-hosted TELEGRAM_API_BASE)")
         return value or None
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _, colon, port = value.rpartition(":")
+        if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @property
     def zone(self) -> ZoneInfo:
