@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
 from typing import Annotated
 
@@ -11,6 +12,7 @@ import typer
 
 from bot.config import Settings, SettingsError, load_settings
 from bot.dialogs.loader import FormError
+from bot.domain.privacy import mask_phone
 from bot.i18n import Translator
 
 app = typer.Typer(help="posbot: after-care for POS terminal merchants, in Telegram.", no_args_is_help=True)
@@ -20,20 +22,58 @@ app.add_typer(db_app, name="db")
 app.add_typer(merchants_app, name="merchants")
 
 
+# Below WARNING these log SQL with its values (phones, merchants' words), updates, or request URLs
+# (which carry the token): they stay at WARNING whatever LOG_LEVEL says. alembic and apscheduler
+# are only noisy.
+PRIVATE_LOGGERS = (
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "aiogram.event",
+    "aiogram.middlewares",
+    "aiogram.scene",
+    "aiohttp.client",
+    "alembic",
+    "apscheduler",
+)
+# Their INFO lines ("Start polling", "Run polling for bot @name") are worth having; nothing below.
+INFO_AT_MOST = ("aiogram.dispatcher", "aiogram.webhook")
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d{9})(?!\d)")
+
+
+class PrivateFormatter(logging.Formatter):
+    """The last guard, whatever a library logs: no bot token, no full mainland mobile number."""
+
+    def __init__(self, fmt: str, secrets: tuple[str, ...]) -> None:
+        super().__init__(fmt)
+        self.secrets = tuple(s for s in secrets if s)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "<BOT_TOKEN>")
+        return _MOBILE.sub(lambda m: mask_phone(m.group(1)), text)
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelName(settings.log_level)
+    handler = logging.StreamHandler(sys.stderr)
+    token = settings.bot_token.get_secret_value() if settings.bot_token else ""
+    handler.setFormatter(PrivateFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", (token,)))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in PRIVATE_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name in INFO_AT_MOST:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
+
+
 def _settings() -> Settings:
     try:
         settings = load_settings()
     except SettingsError as exc:
         typer.echo(f"posbot: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # aiogram logs every update at INFO; merchants' messages are not log material.
-    for noisy in ("aiogram.event", "alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings)
     return settings
 
 

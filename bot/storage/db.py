@@ -20,6 +20,9 @@ MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # Statements carry phone numbers and merchants' own words: an error message (and so an error
+    # log) names the statement but never its values.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # Several connections (the bot, the scheduler) write; wait for the lock instead of failing.
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
