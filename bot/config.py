@@ -22,6 +22,21 @@ class SettingsError(Exception):
     """A setting is missing or malformed; the message names it."""
 
 
+class StartupError(Exception):
+    """A setting passed its own checks but cannot be used: the database, the token, a file, the Bot API.
+
+    `key` is a `startup.*` locale text that names the setting and says what to do; `params` fill it
+    and never hold a secret. `exit_code` 2 means the setting itself is wrong, 1 that what it points
+    at failed.
+    """
+
+    def __init__(self, key: str, exit_code: int = 1, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.exit_code = exit_code
+        self.params = params
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
@@ -132,7 +147,11 @@ class Settings(BaseSettings):
         """Create the folder of a SQLite file so the default works from a fresh clone."""
         if self.is_sqlite and ":memory:" not in self.database_url:
             path = self.database_url.split(":///", 1)[1].split("?", 1)[0]
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(path).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StartupError("startup.database_folder", folder=folder, reason=exc.strerror or exc) from None
 
 
 def load_settings(**overrides: object) -> Settings:
