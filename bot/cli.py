@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import sys
-from typing import Annotated
+from collections.abc import Coroutine
+from typing import Annotated, Any, NoReturn
 
 import typer
 
-from bot.config import Settings, SettingsError, load_settings
+from bot.config import Settings, SettingsError, StartupError, load_settings
 from bot.dialogs.loader import FormError
+from bot.domain.followup_policy import FollowUpPolicy, PolicyError, load_policy
+from bot.domain.privacy import mask_phone
 from bot.i18n import Translator
 
 app = typer.Typer(help="posbot: after-care for POS terminal merchants, in Telegram.", no_args_is_help=True)
@@ -19,6 +23,50 @@ merchants_app = typer.Typer(help="Merchant records.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(merchants_app, name="merchants")
 
+# Below WARNING these log SQL with its values (phones, merchants' words), updates, or request URLs
+# (which carry the token): they stay at WARNING whatever LOG_LEVEL says. alembic and apscheduler
+# are only noisy.
+PRIVATE_LOGGERS = (
+    "sqlalchemy",
+    "aiosqlite",
+    "asyncpg",
+    "aiogram.event",
+    "aiogram.middlewares",
+    "aiogram.scene",
+    "aiohttp.client",
+    "alembic",
+    "apscheduler",
+)
+# Their INFO lines ("Start polling", "Run polling for bot @name") are worth having; nothing below.
+INFO_AT_MOST = ("aiogram.dispatcher", "aiogram.webhook")
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d{9})(?!\d)")
+
+
+class PrivateFormatter(logging.Formatter):
+    """The last guard, whatever a library logs: no bot token, no full mainland mobile number."""
+
+    def __init__(self, fmt: str, secrets: tuple[str, ...]) -> None:
+        super().__init__(fmt)
+        self.secrets = tuple(s for s in secrets if s)
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        for secret in self.secrets:
+            text = text.replace(secret, "<BOT_TOKEN>")
+        return _MOBILE.sub(lambda m: mask_phone(m.group(1)), text)
+
+
+def configure_logging(settings: Settings) -> None:
+    level = logging.getLevelName(settings.log_level)
+    handler = logging.StreamHandler(sys.stderr)
+    token = settings.bot_token.get_secret_value() if settings.bot_token else ""
+    handler.setFormatter(PrivateFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s", (token,)))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name in PRIVATE_LOGGERS:
+        logging.getLogger(name).setLevel(max(level, logging.WARNING))
+    for name in INFO_AT_MOST:
+        logging.getLogger(name).setLevel(max(level, logging.INFO))
+
 
 def _settings() -> Settings:
     try:
@@ -26,14 +74,7 @@ def _settings() -> Settings:
     except SettingsError as exc:
         typer.echo(f"posbot: {exc}", err=True)
         raise typer.Exit(2) from None
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    # aiogram logs every update at INFO; merchants' messages are not log material.
-    for noisy in ("aiogram.event", "alembic", "apscheduler"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    configure_logging(settings)
     return settings
 
 
@@ -42,12 +83,46 @@ def _t(settings: Settings) -> Translator:
     return Translator(settings.default_locale)
 
 
-def _run(coro: object) -> None:
+def _stop(settings: Settings, exc: StartupError | PolicyError) -> NoReturn:
+    """One line naming the setting and what to do, instead of a traceback."""
+    if isinstance(exc, PolicyError):
+        exc = StartupError("startup.policy", exit_code=2, reason=exc)
+    typer.echo("posbot: " + _t(settings)(exc.key, **exc.params), err=True)
+    raise typer.Exit(exc.exit_code)
+
+
+def _policy(settings: Settings) -> FollowUpPolicy:
     try:
-        asyncio.run(coro)  # type: ignore[arg-type]
+        return load_policy(settings.followup_policy)
+    except PolicyError as exc:
+        _stop(settings, exc)
+
+
+def _database_ready(settings: Settings) -> None:
+    """Before anything is imported or migrated: the database can be opened."""
+    from bot.storage.db import check_connection
+
+    try:
+        settings.ensure_data_dir()
+        asyncio.run(check_connection(settings.database_url))
+    except StartupError as exc:
+        _stop(settings, exc)
+
+
+def _ready(settings: Settings) -> None:
+    """What the bot needs that a setting points at, checked in a second rather than after the imports."""
+    _database_ready(settings)
+    _policy(settings)
+
+
+def _run(settings: Settings, coro: Coroutine[Any, Any, None]) -> None:
+    try:
+        asyncio.run(coro)
     except FormError as exc:
         typer.echo(f"posbot: form file {exc}", err=True)
         raise typer.Exit(2) from None
+    except (StartupError, PolicyError) as exc:
+        _stop(settings, exc)
     except KeyboardInterrupt:
         pass
 
@@ -55,22 +130,25 @@ def _run(coro: object) -> None:
 @app.command()
 def run() -> None:
     """Run the bot: Telegram when BOT_TOKEN is set, else the terminal chat."""
+    settings = _settings()
+    _ready(settings)
     from bot.app import run_telegram, run_terminal
 
-    settings = _settings()
     if settings.bot_token is None:
         typer.echo(_t(settings)("terminal.no_token"), err=True)
-        _run(run_terminal(settings))
+        _run(settings, run_terminal(settings))
         return
-    _run(run_telegram(settings))
+    _run(settings, run_telegram(settings))
 
 
 @app.command()
 def chat() -> None:
     """Talk to the bot in this terminal (no token, no network). Lines can be piped in."""
+    settings = _settings()
+    _ready(settings)
     from bot.app import run_terminal
 
-    _run(run_terminal(_settings()))
+    _run(settings, run_terminal(settings))
 
 
 @db_app.command("upgrade")
@@ -79,7 +157,7 @@ def db_upgrade() -> None:
     from bot.storage.db import upgrade
 
     settings = _settings()
-    settings.ensure_data_dir()
+    _database_ready(settings)
     upgrade(settings.database_url)
     typer.echo(_t(settings)("cli.db_up_to_date"))
 
@@ -97,12 +175,12 @@ def merchants_add(
     from bot.services.merchants import add_merchant, invite_link
 
     settings = _settings()
+    _database_ready(settings)
 
     async def _add() -> tuple[str, int]:
         from bot.clock import SystemClock
         from bot.storage.db import create_engine, session_factory, upgrade_async
 
-        settings.ensure_data_dir()
         await upgrade_async(settings.database_url)
         engine = create_engine(settings.database_url)
         try:
@@ -170,6 +248,7 @@ def import_installations(
     from bot.scheduling.importer import import_installations_csv
 
     settings = _settings()
+    _database_ready(settings)
     try:
         report = asyncio.run(import_installations_csv(settings, file.read(), progress=True))
     except ValueError as exc:
@@ -196,7 +275,7 @@ def schedule_preview(
     from datetime import datetime
 
     from bot.domain.calendar import WorkCalendar
-    from bot.domain.followup_policy import load_policy, planned_to_json, schedule_for_event
+    from bot.domain.followup_policy import planned_to_json, schedule_for_event
 
     settings = _settings()
     if event not in ("installation", "repair-resolved", "complaint-closed"):
@@ -209,7 +288,7 @@ def schedule_preview(
         raise typer.Exit(2) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=settings.zone)
-    policy = load_policy(settings.followup_policy)
+    policy = _policy(settings)
     calendar = WorkCalendar.from_policy(policy)
     for planned in schedule_for_event(policy, calendar, event, moment, key_account=key_account):  # type: ignore[arg-type]
         typer.echo(json.dumps(planned_to_json(planned), ensure_ascii=False))

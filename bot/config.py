@@ -11,14 +11,30 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 SUPPORTED_LOCALES = ("zh_CN", "en")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 class SettingsError(Exception):
     """A setting is missing or malformed; the message names it."""
+
+
+class StartupError(Exception):
+    """A setting passed its own checks but cannot be used: the database, the token, a file, the Bot API.
+
+    `key` is a `startup.*` locale text that names the setting and says what to do; `params` fill it
+    and never hold a secret. `exit_code` 2 means the setting itself is wrong, 1 that what it points
+    at failed.
+    """
+
+    def __init__(self, key: str, exit_code: int = 1, **params: object) -> None:
+        super().__init__(key)
+        self.key = key
+        self.exit_code = exit_code
+        self.params = params
 
 
 class Settings(BaseSettings):
@@ -82,12 +98,38 @@ class Settings(BaseSettings):
             raise ValueError("use a sqlite:/// or postgresql:// URL")
         return value
 
+    @field_validator("telegram_api_base")
+    @classmethod
+    def _api_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value or None
+
     @field_validator("webhook_url")
     @classmethod
-    def _https(cls, value: str | None) -> str | None:
-        if value and not value.startswith(("https://", "http://")):
-            raise ValueError("must start with https://")
+    def _https(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # Telegram posts updates only to https; a self-hosted Bot API server (TELEGRAM_API_BASE) in
+        # --local mode also accepts plain http, which is how it reaches a bot on its own network.
+        allowed = ("https://", "http://") if info.data.get("telegram_api_base") else ("https://",)
+        if value and not value.startswith(allowed):
+            raise ValueError("must start with https:// (plain http only with a self-hosted TELEGRAM_API_BASE)")
         return value or None
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        _, colon, port = value.rpartition(":")
+        if not colon or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError("must be HOST:PORT, e.g. 127.0.0.1:8080")
+        return value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return level
 
     @property
     def zone(self) -> ZoneInfo:
@@ -105,7 +147,11 @@ class Settings(BaseSettings):
         """Create the folder of a SQLite file so the default works from a fresh clone."""
         if self.is_sqlite and ":memory:" not in self.database_url:
             path = self.database_url.split(":///", 1)[1].split("?", 1)[0]
-            Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            folder = Path(path).expanduser().parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StartupError("startup.database_folder", folder=folder, reason=exc.strerror or exc) from None
 
 
 def load_settings(**overrides: object) -> Settings:

@@ -102,14 +102,17 @@ def load_policy(path: Path | None = None) -> FollowUpPolicy:
     source = path or DEFAULT_POLICY
     try:
         raw: dict[str, Any] = tomllib.loads(source.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise PolicyError(f"{source.name}: {exc}") from None
+    except OSError as exc:
+        # The path as the operator wrote it, once: "policy.toml: No such file or directory".
+        raise PolicyError(f"{source}: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise PolicyError(f"{source}: {str(exc).splitlines()[0]}") from None
     try:
         return FollowUpPolicy.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = ".".join(str(p) for p in error["loc"]) or "policy"
-        raise PolicyError(f"{source.name}: {field}: {error['msg']}") from None
+        raise PolicyError(f"{source}: {field}: {error['msg']}") from None
 
 
 def _working_days_plan(calendar: WorkCalendar, kind: str, rule: WorkingDays, at: datetime) -> PlannedFollowUp:

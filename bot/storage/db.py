@@ -6,9 +6,11 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -16,16 +18,69 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from bot.config import StartupError
+
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 
 
+class DatabaseUnavailable(StartupError):
+    """DATABASE_URL points at a database that cannot be opened: absent, refusing, unreachable."""
+
+    def __init__(self, url: str, reason: str) -> None:
+        super().__init__("startup.database", url=shown_url(url), reason=reason)
+
+
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
+    # Statements carry phone numbers and merchants' own words: an error message (and so an error
+    # log) names the statement but never its values.
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         # Several connections (the bot, the scheduler) write; wait for the lock instead of failing.
         engine = create_async_engine(url, connect_args={"timeout": 30}, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def shown_url(url: str) -> str:
+    """The URL as an operator may see it: the password masked."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # an unparsable URL has no password we could find either
+        return url.split("@", 1)[-1]
+
+
+def _reason(exc: BaseException) -> str:
+    """The driver's own first line (`database "x" does not exist`, `Connect call failed`...)."""
+    original = getattr(exc, "orig", None) or exc
+    if isinstance(original, OSError) and original.strerror:
+        said = original.strerror
+    else:
+        said = str(original) or type(original).__name__
+    return said.strip().splitlines()[0][:200] if said.strip() else type(original).__name__
+
+
+async def check_connection(url: str) -> None:
+    """Open one connection and run `SELECT 1`, so that start-up names the database when it cannot."""
+    try:
+        if url.startswith("sqlite"):
+            # The stdlib driver, synchronously: a failed aiosqlite connect leaves its worker thread to
+            # report into a closed event loop, a traceback on stderr after the one line we print.
+            engine = sqlalchemy.create_engine(make_url(url).set(drivername="sqlite"), hide_parameters=True)
+            try:
+                with engine.connect() as connection:
+                    connection.execute(text("SELECT 1"))
+            finally:
+                engine.dispose()
+            return
+        async_engine = create_engine(url)
+        try:
+            async with async_engine.connect() as async_connection:
+                await async_connection.execute(text("SELECT 1"))
+        finally:
+            await async_engine.dispose()
+    except Exception as exc:  # whatever the driver raises, connecting is all this tried
+        raise DatabaseUnavailable(url, _reason(exc)) from exc
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
