@@ -31,6 +31,15 @@ from bot.storage.models import Conversation, FollowUp, Merchant, OutboxMessage, 
 
 log = logging.getLogger("posbot.dispatcher")
 
+# Enough of Telegram's description for staff to see why ("chat not found", "message is too long").
+REASON_LENGTH = 100
+
+
+def telegram_reason(description: str) -> str:
+    """Telegram's short description of a refusal, without the status prefix every one of them has."""
+    short = description.removeprefix("Bad Request:").strip() or description.strip()
+    return short[:REASON_LENGTH]
+
 
 @dataclass
 class TickReport:
@@ -187,8 +196,11 @@ class FollowUpDispatcher:
             await self._mark_unreachable(merchant.id)
             return await self._escalate(followup.id, "unreachable", owner=followup.lease_owner)
         except Rejected as exc:
+            # The merchant is linked; Telegram refused this message. Staff hear what Telegram said.
             log.warning("follow-up %s rejected: %s", followup.id, exc)
-            return await self._escalate(followup.id, "not_linked", owner=followup.lease_owner)
+            return await self._escalate(
+                followup.id, "rejected", owner=followup.lease_owner, detail=telegram_reason(str(exc))
+            )
         except TryLater as exc:
             await self._release(followup, exc.retry_after)
             return "retry"
@@ -233,7 +245,9 @@ class FollowUpDispatcher:
         async with self.sessions() as session, session.begin():
             await session.execute(update(Merchant).where(Merchant.id == merchant_id).values(unreachable=True))
 
-    async def _escalate(self, followup_id: int, reason: str, owner: str | None = None) -> str:
+    async def _escalate(
+        self, followup_id: int, reason: str, owner: str | None = None, detail: str | None = None
+    ) -> str:
         """Hand the follow-up to a person: the staff group gets a call task with buttons.
 
         `owner` is the claim that holds the row's lease, when a send led here; otherwise only a
@@ -251,10 +265,10 @@ class FollowUpDispatcher:
             )
             if not result.rowcount:  # type: ignore[attr-defined]
                 return "skipped"
-            await self._queue_escalation(session, followup_id)
+            await self._queue_escalation(session, followup_id, detail)
         return "escalated"
 
-    async def _queue_escalation(self, session: AsyncSession, followup_id: int) -> None:
+    async def _queue_escalation(self, session: AsyncSession, followup_id: int, detail: str | None = None) -> None:
         if self.staff_chat_id is None:
             log.warning("follow-up %s escalated but STAFF_CHAT_ID is not set", followup_id)
             return
@@ -270,7 +284,7 @@ class FollowUpDispatcher:
         session.add(
             OutboxMessage(
                 chat_id=self.staff_chat_id,
-                payload=escalation(self.staff_t, followup, merchant, serial, self.zone),
+                payload=escalation(self.staff_t, followup, merchant, serial, self.zone, detail=detail),
                 purpose="escalation",
                 followup_id=followup.id,
                 status="pending",

@@ -149,12 +149,21 @@ def invitation(
 
 
 def escalation(
-    t: Translator, followup: FollowUp, merchant: Merchant, serial: str | None, zone: ZoneInfo
+    t: Translator,
+    followup: FollowUp,
+    merchant: Merchant,
+    serial: str | None,
+    zone: ZoneInfo,
+    detail: str | None = None,
 ) -> dict[str, Any]:
-    """The staff group's task: call this merchant, then record how it went."""
+    """The staff group's task: call this merchant, then record how it went.
+
+    `detail` is what Telegram said when it refused a message (reason `rejected`).
+    """
+    reason = followup.escalation_reason or "no_answer"
     text = t(
         "staff_followups.escalation",
-        reason=t(f"staff.escalation_reason.{followup.escalation_reason or 'no_answer'}"),
+        reason=t(f"staff.escalation_reason.{reason}", detail=detail or t("staff.none")),
         kind=t(f"followup.kind.{followup.kind}"),
         merchant=merchant.name,
         phone=mask_phone(merchant.phone) or t("staff.none"),
