@@ -15,8 +15,8 @@ from bot.app import Core
 from bot.channels.telegram import TelegramMessenger
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.outbox import Outbox
-from bot.scheduling.periodic import plan_routine
-from bot.storage.models import FollowUp
+from bot.scheduling.periodic import plan_key_accounts, plan_routine
+from bot.storage.models import Conversation, FollowUp, Merchant
 from bot.testing.fake_bot_api import FakeBotAPI
 from tests.conftest import STAFF_CHAT, linked_merchant
 
@@ -69,3 +69,34 @@ async def test_a_survey_telegram_refuses_reaches_staff_with_telegrams_reason(
     async with core.sessions() as session:
         (followup,) = (await session.execute(select(FollowUp))).scalars()
     assert (followup.status, followup.escalation_reason) == ("escalated", "rejected")
+
+
+async def key_account(core: Core, user_id: int, name: str, locale: str) -> None:
+    merchant_id = await linked_merchant(
+        core, user_id, name=name, phone=None, terminals=[(f"KA{user_id}1", "P300"), (f"KA{user_id}2", "P300")]
+    )
+    async with core.sessions() as session, session.begin():
+        merchant = await session.get(Merchant, merchant_id)
+        conversation = await session.get(Conversation, user_id)
+        assert merchant is not None and conversation is not None
+        merchant.key_account = True
+        conversation.locale = locale
+
+
+async def test_the_quarterly_key_account_invitation_reads_well_without_a_terminal(
+    core: Core, api: FakeBotAPI, telegram: TelegramMessenger
+) -> None:
+    api.add_user(SHOP, first_name="Zhang", language_code="en")
+    api.add_user(SHOP + 1, first_name="Li", language_code="zh-hans")
+    await key_account(core, SHOP, "Golden Dumplings", "en")
+    await key_account(core, SHOP + 1, "金饺子", "zh_CN")
+    assert await plan_key_accounts(core.sessions, core.policy, core.calendar, core.clock) == 2
+
+    assert (await dispatcher_for(core, telegram).tick()).sent == 2
+
+    assert api.texts(SHOP) == [
+        "Hello Golden Dumplings! Time for our quarterly service review of your terminals: "
+        "“Quarterly key-account review” takes about a minute."
+    ]
+    assert api.texts(SHOP + 1) == ["金饺子您好！这是本季度对您各台终端的服务回访。“重点客户季度回访”大约只需一分钟。"]
+    assert [label for label, _ in api.buttons(api.last(SHOP))] == ["▶️ Start", "⏰ Later", "🔕 Stop these surveys"]
