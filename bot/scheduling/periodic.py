@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, PlannedFollowUp, routine_sample
-from bot.services.followups import followup_row, recompute_estimated, taken_sources
+from bot.services.followups import followup_row, periodic_plan, recompute_estimated, taken_sources
 from bot.storage.models import Merchant
 
 log = logging.getLogger("posbot.periodic")
@@ -33,27 +33,15 @@ async def _active_merchants(session: AsyncSession, key_accounts_only: bool = Fal
 
 
 async def _plan_period(
-    session: AsyncSession,
-    calendar: WorkCalendar,
-    *,
-    merchant_ids: list[int],
-    kind: str,
-    form_key: str,
-    period: str,
-    window_working_days: int,
-    now: datetime,
+    session: AsyncSession, plan: PlannedFollowUp, *, merchant_ids: list[int], period: str, now: datetime
 ) -> int:
-    """Plan one survey per merchant for the period, open for the policy's number of working days."""
-    send_at = calendar.next_allowed_slot(now)
-    last_day, estimated = calendar.add_working_days(send_at, window_working_days)
-    window_end = calendar.end_of_working_day(last_day)
-    keys = {m: f"{kind}:{period}:{m}" for m in merchant_ids}
+    """Plan one survey per merchant for the period; merchants who already have theirs are left alone."""
+    keys = {m: f"{plan.kind}:{period}:{m}" for m in merchant_ids}
     taken = await taken_sources(session, keys.values())
-    plan = PlannedFollowUp(kind, form_key, send_at, window_end, estimated)
     planned = 0
     for merchant_id, key in keys.items():
         if key not in taken:
-            session.add(followup_row(plan, key, merchant_id, kind, now, now))
+            session.add(followup_row(plan, key, merchant_id, plan.kind, now, now))
             planned += 1
     return planned
 
@@ -69,12 +57,9 @@ async def plan_routine(
         chosen = routine_sample(active, (local.year, local.month), policy.routine.sample_fraction, policy.routine.seed)
         planned = await _plan_period(
             session,
-            calendar,
+            periodic_plan(policy, calendar, "routine", now),
             merchant_ids=chosen,
-            kind="routine",
-            form_key=policy.routine.form,
             period=f"{local.year}-{local.month:02d}",
-            window_working_days=policy.routine.window_working_days,
             now=now,
         )
     log.info("routine survey: %s of %s active merchants sampled, %s newly planned", len(chosen), len(active), planned)
@@ -91,12 +76,9 @@ async def plan_key_accounts(
         accounts = await _active_merchants(session, key_accounts_only=True)
         planned = await _plan_period(
             session,
-            calendar,
+            periodic_plan(policy, calendar, "key_account", now),
             merchant_ids=accounts,
-            kind="key_account",
-            form_key=policy.key_account.form,
             period=f"{local.year}Q{quarter}",
-            window_working_days=policy.key_account.window_working_days,
             now=now,
         )
     log.info("key-account review: %s newly planned", planned)
