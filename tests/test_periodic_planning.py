@@ -40,13 +40,13 @@ def with_2027_data(day: date) -> bool:
     return day.weekday() < 5 and day != date(2027, 1, 1)
 
 
-async def merchants(core: Core, count: int, key_accounts: int = 0) -> list[int]:
+async def merchants(core: Core, count: int, key_accounts: int = 0, first: int = 0) -> list[int]:
     """Active merchants linked to Telegram; the first `key_accounts` of them are key accounts."""
     ids = []
     async with core.sessions() as session, session.begin():
-        for i in range(count):
+        for i in range(first, first + count):
             merchant = await add_merchant(
-                session, name=f"shop {i}", phone=None, now=core.clock.now(), key_account=i < key_accounts
+                session, name=f"shop {i}", phone=None, now=core.clock.now(), key_account=i < first + key_accounts
             )
             merchant.telegram_user_id = 9_000_000 + i
             ids.append(merchant.id)
@@ -136,9 +136,55 @@ async def test_a_follow_up_that_cannot_be_replanned_does_not_stop_start_up(core:
     restarted = await restart(core, clock)
     await restarted.close()
 
-    (row,) = await planned(core)
+    (row,) = [r for r in await planned(core) if r.source_key == "legacy:1"]
     assert (row.estimated, row.send_at, row.window_end) == (
         True,
         shanghai(2026, 11, 25, 9, 0),
         shanghai(2026, 11, 27, 20, 0),
     )
+
+
+# ---- catching up on a period the bot was down for --------------------------------------------------------
+
+
+def surveys(rows: list[FollowUp]) -> list[tuple[str, str]]:
+    return [(r.kind, r.source_key.rsplit(":", 1)[0]) for r in rows]
+
+
+async def test_start_up_plans_the_month_and_quarter_the_bot_was_down_for_once(core: Core, clock: FrozenClock) -> None:
+    clock.set(shanghai(2026, 12, 3, 10, 0))  # down at 08:00 on December 1st (and on October 1st)
+    await merchants(core, 30, key_accounts=2)
+
+    restarted = await restart(core, clock)
+    await restarted.close()
+    first = await planned(core)
+    again = await restart(core, clock)
+    await again.close()
+
+    assert surveys(first) == [("routine", "routine:2026-12")] * 3 + [("key_account", "key_account:2026Q4")] * 2
+    assert all(r.send_at == shanghai(2026, 12, 3, 10, 0) and r.status == "scheduled" for r in first)
+    assert [r.id for r in await planned(core)] == [r.id for r in first]  # the second start-up planned nothing
+
+
+async def test_start_up_before_the_planning_hour_leaves_it_to_the_monthly_job(core: Core, clock: FrozenClock) -> None:
+    clock.set(shanghai(2027, 1, 1, 7, 30))  # the job runs at 08:00, merchant time
+    await merchants(core, 30, key_accounts=2)
+
+    restarted = await restart(core, clock)
+    await restarted.close()
+
+    assert await planned(core) == []
+
+
+async def test_a_month_already_planned_is_not_sampled_again_at_start_up(core: Core, clock: FrozenClock) -> None:
+    clock.set(shanghai(2026, 12, 1, 8, 0))
+    await merchants(core, 30)
+    assert await plan_routine(core.sessions, core.policy, core.calendar, clock) == 3
+    sample = await planned(core)
+    clock.set(shanghai(2026, 12, 14, 9, 30))
+    await merchants(core, 30, first=30)  # thirty more merchants since: another sample would pick others
+
+    restarted = await restart(core, clock)
+    await restarted.close()
+
+    assert [r.id for r in await planned(core)] == [r.id for r in sample]
