@@ -10,12 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.app import Core
+from bot.clock import FrozenClock
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.outbox import Outbox
 from bot.storage.db import create_engine, session_factory
@@ -167,3 +169,47 @@ async def test_two_follow_up_dispatchers_on_one_database_send_each_survey_once(c
             select(FollowUp.status, FollowUp.attempts, func.count()).group_by(FollowUp.status, FollowUp.attempts)
         )
         assert {(status, attempts): int(n) for status, attempts, n in found.all()} == {("sent", 1): count}
+
+
+@dataclass
+class StuckMessenger:
+    """Records sends; the first send hangs until the test lets it go (a request stuck on the wire)."""
+
+    sends: list[int] = field(default_factory=list)
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    stuck: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def send(self, chat_id: int, payload: dict[str, Any]) -> int | None:
+        if not self.stuck.is_set():
+            self.stuck.set()
+            await self.release.wait()
+        self.sends.append(chat_id)
+        return len(self.sends)
+
+
+async def test_surveys_that_waited_past_their_lease_are_left_to_the_claim_that_holds_them(
+    core: Core, clock: FrozenClock
+) -> None:
+    """A dispatcher claims a batch, then its first send hangs past the lease; another claims the batch."""
+    count = 10
+    await seed_due_followups(core.settings.database_url, count, 50_000_000, clock.now())
+    lease = timedelta(minutes=2)
+    shared = StuckMessenger()
+    first, second = (
+        FollowUpDispatcher(
+            core.sessions, shared, clock, core.policy, core.calendar, staff_chat_id=None, lease=lease, concurrency=1
+        )
+        for _ in range(2)
+    )
+    stuck_tick = asyncio.create_task(first.tick())
+    await shared.stuck.wait()
+    clock.advance(lease + timedelta(seconds=1))
+    assert (await second.tick()).sent == count  # the leases ran out: the second instance takes over
+    shared.release.set()
+    await stuck_tick
+
+    sent = Counter(shared.sends)
+    # The send that was on the wire when its lease ran out goes out twice, and is counted as such;
+    # the nine that only waited in the first dispatcher's queue are not sent again.
+    assert sorted(sent.values()) == [1] * (count - 1) + [2]
+    assert (first.stats.duplicates, second.stats.duplicates) == (1, 0)

@@ -183,6 +183,10 @@ class FollowUpDispatcher:
 
     async def _send(self, claimed: Claimed, reminder: bool) -> str:
         followup, merchant = claimed.followup, claimed.merchant
+        if followup.lease_until is not None and followup.lease_until < self.clock.now():
+            # It waited in the queue past its lease: a later claim (ours or another instance's)
+            # may hold it now and send it, so sending this copy would make a duplicate.
+            return "expired"
         if not reminder and merchant.routine_opt_out and followup.kind not in ("repair", "complaint"):
             await self._finish(followup, status="cancelled", outcome="opted_out")
             return "cancelled"
