@@ -213,3 +213,27 @@ async def test_surveys_that_waited_past_their_lease_are_left_to_the_claim_that_h
     # the nine that only waited in the first dispatcher's queue are not sent again.
     assert sorted(sent.values()) == [1] * (count - 1) + [2]
     assert (first.stats.duplicates, second.stats.duplicates) == (1, 0)
+
+
+async def test_replies_that_waited_past_their_lease_are_left_to_the_outbox_that_holds_them(
+    core: Core, clock: FrozenClock
+) -> None:
+    """One deliverer's first send hangs past the lease; the other process delivers the batch."""
+    await queue_messages(core, 10)
+    shared = StuckMessenger()
+    other_engine = create_engine(core.settings.database_url)
+    try:
+        first = Outbox(core.sessions, shared, clock)
+        second = Outbox(session_factory(other_engine), shared, clock)
+        stuck = asyncio.create_task(first.deliver())
+        await shared.stuck.wait()
+        clock.advance(first.lease + timedelta(seconds=1))
+        assert await second.deliver() == 10
+        shared.release.set()
+        await stuck
+    finally:
+        await other_engine.dispose()
+    sent = Counter(shared.sends)
+    # Only the send that was on the wire when its lease ran out repeats.
+    assert sum(sent.values()) == 11
+    assert await outbox_rows(core) == {("sent", 1): 10}

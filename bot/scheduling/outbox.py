@@ -90,6 +90,10 @@ class Outbox:
                 # Keep a chat's messages in order: an earlier one is waiting, so this one waits too.
                 await self._release(message)
                 continue
+            if message.lease_until is not None and message.lease_until < self.clock.now():
+                # Earlier sends took longer than the lease: whoever claimed this since sends it.
+                blocked_chats.add(message.chat_id)
+                continue
             if await self._send_one(message):
                 sent += 1
             else:
