@@ -40,7 +40,7 @@ from bot.handlers import errors, merchant, staff
 from bot.handlers.terminal import TerminalChat
 from bot.i18n import Translator
 from bot.scheduling.followups import FollowUpDispatcher
-from bot.scheduling.periodic import plan_key_accounts, plan_routine, recompute_estimated_followups
+from bot.scheduling.periodic import catch_up, plan_key_accounts, plan_routine, recompute_estimated_followups
 from bot.services.conversation import ConversationService
 from bot.services.dialogues import Dialogues
 from bot.services.expiry import sweep_abandoned
@@ -165,6 +165,7 @@ async def build_core(
     )
     async with sessions() as session, session.begin():
         await recompute_estimated_followups(session, policy, calendar)
+    await catch_up(sessions, policy, calendar, clock)
     return core
 
 
@@ -192,6 +193,7 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         args=[core.sessions, core.policy, core.calendar, core.clock],
         id="routine",
         coalesce=True,
+        misfire_grace_time=None,  # late (a busy or suspended machine) is better than a skipped month
     )
     scheduler.add_job(
         plan_key_accounts,
@@ -202,6 +204,7 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         args=[core.sessions, core.policy, core.calendar, core.clock],
         id="key_accounts",
         coalesce=True,
+        misfire_grace_time=None,
     )
     scheduler.add_job(
         sweep_abandoned,

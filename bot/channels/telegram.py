@@ -19,7 +19,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.types import InlineKeyboardMarkup, ReplyKeyboardMarkup, ReplyKeyboardRemove
+from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 from aiolimiter import AsyncLimiter
 
 from bot.delivery.port import Payload, Rejected, TryLater, Unreachable
@@ -109,7 +109,10 @@ class TelegramMessenger:
                     reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
                     request_timeout=self.request_timeout,
                 )
-                return edit_id if edited is True else edited.message_id  # type: ignore[union-attr]
+                # Telegram answers an edit with the edited Message or, for inline messages, with
+                # True; aiogram passes either on as is (EditMessageText returns Message | bool).
+                # An ok answer is a success whatever its result: the message keeps its id.
+                return edited.message_id if isinstance(edited, Message) else int(edit_id)
             except TelegramBadRequest as exc:
                 if "message is not modified" in exc.message:
                     return int(edit_id)

@@ -7,12 +7,13 @@ next tick sends the message; nothing the bot decided to say is lost.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -41,33 +42,45 @@ class Outbox:
         self.clock = clock
         self.lease = lease
         self.owner = uuid.uuid4().hex[:12]
+        self._claims = itertools.count(1)
         self.on_unreachable: list[UnreachableHook] = []
 
     async def claim(self, ids: Sequence[int] | None = None, limit: int = 100) -> list[OutboxMessage]:
+        """Take a lease on up to `limit` due rows and return exactly the rows this call took.
+
+        Choosing the rows and leasing them is one UPDATE, with the lease condition in its WHERE:
+        SQLite runs it under its write lock, PostgreSQL skips rows another claim has locked and
+        re-checks the condition on the newest version of each row, so of two deliverers looking
+        at the same rows only one takes each. Every claim marks its rows with its own token, and
+        reads back only those: even two claims of one Outbox (a handler's immediate delivery and
+        the delivery job) never both send a row.
+        """
         now = self.clock.now()
+        due = and_(
+            OutboxMessage.status == "pending",
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
+            or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+        )
+        token = f"{self.owner}:{next(self._claims)}"
         async with self.sessions() as session, session.begin():
-            query = (
-                select(OutboxMessage)
-                .where(
-                    OutboxMessage.status == "pending",
-                    or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
-                    or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
-                )
-                .order_by(OutboxMessage.id)
-                .limit(limit)
-            )
+            chosen = select(OutboxMessage.id).where(due).order_by(OutboxMessage.id).limit(limit)
             if ids is not None:
-                query = query.where(OutboxMessage.id.in_(list(ids)))
+                chosen = chosen.where(OutboxMessage.id.in_(list(ids)))
             if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
-                query = query.with_for_update(skip_locked=True)
-            rows = list((await session.execute(query)).scalars())
-            if rows:
-                await session.execute(
-                    update(OutboxMessage)
-                    .where(OutboxMessage.id.in_([r.id for r in rows]))
-                    .values(lease_until=now + self.lease)
-                )
-            return rows
+                chosen = chosen.with_for_update(skip_locked=True)
+            await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(chosen), due)
+                .values(lease_until=now + self.lease, lease_owner=token)
+                .execution_options(synchronize_session=False)
+            )
+            # Through the pending index: only the few undelivered rows are looked at.
+            taken = await session.execute(
+                select(OutboxMessage)
+                .where(OutboxMessage.status == "pending", OutboxMessage.lease_owner == token)
+                .order_by(OutboxMessage.id)
+            )
+            return list(taken.scalars())
 
     async def hand_over(self, outcome: Outcome, answer: AnswerButton | None = None) -> int:
         """The one way a handled update's replies leave: answer the pressed button, then send at once.
@@ -92,6 +105,10 @@ class Outbox:
             if message.chat_id in blocked_chats:
                 # Keep a chat's messages in order: an earlier one is waiting, so this one waits too.
                 await self._release(message)
+                continue
+            if message.lease_until is not None and message.lease_until < self.clock.now():
+                # Earlier sends took longer than the lease: whoever claimed this since sends it.
+                blocked_chats.add(message.chat_id)
                 continue
             if await self._send_one(message):
                 sent += 1
@@ -122,11 +139,19 @@ class Outbox:
         return True
 
     async def _set(self, message: OutboxMessage, **values: object) -> None:
-        """Record what became of a message; the lease ends with it."""
+        """Record what became of a message; the lease ends with it.
+
+        Only while our claim still holds the lease: a row whose lease ran out mid-send belongs to
+        whoever claimed it since, and its lease must not be ended under them.
+        """
         async with self.sessions() as session, session.begin():
-            await session.execute(
-                update(OutboxMessage).where(OutboxMessage.id == message.id).values(lease_until=None, **values)
+            result = await session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == message.id, OutboxMessage.lease_owner == message.lease_owner)
+                .values(lease_until=None, lease_owner=None, **values)
             )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                log.warning("outbox %s: the lease ran out before the result was recorded", message.id)
 
     async def _finish(
         self, message: OutboxMessage, status: str, message_id: int | None = None, error: str | None = None

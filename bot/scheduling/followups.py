@@ -10,6 +10,7 @@ recorded, and that is counted (`FollowUpDispatcher.duplicates`).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import uuid
 from dataclasses import dataclass
@@ -29,6 +30,15 @@ from bot.services.followups import escalation, invitation
 from bot.storage.models import Conversation, FollowUp, Merchant, OutboxMessage, Terminal
 
 log = logging.getLogger("posbot.dispatcher")
+
+# Enough of Telegram's description for staff to see why ("chat not found", "message is too long").
+REASON_LENGTH = 100
+
+
+def telegram_reason(description: str) -> str:
+    """Telegram's short description of a refusal, without the status prefix every one of them has."""
+    short = description.removeprefix("Bad Request:").strip() or description.strip()
+    return short[:REASON_LENGTH]
 
 
 @dataclass
@@ -82,6 +92,7 @@ class FollowUpDispatcher:
         self.batch = batch
         self.concurrency_limit = concurrency
         self.owner = uuid.uuid4().hex[:16]
+        self._claims = itertools.count(1)
         self.stats = DispatcherStats()
 
     # ---- the job -------------------------------------------------------------------------------
@@ -124,32 +135,39 @@ class FollowUpDispatcher:
         return results
 
     async def claim(self, limit: int, reminders: bool = False) -> list[Claimed]:
+        """Lease up to `limit` due follow-ups and return exactly the ones this call took.
+
+        Choosing and leasing is one UPDATE with the lease condition in its WHERE (run under
+        SQLite's write lock; on PostgreSQL, rows another claim locked are skipped and the
+        condition is re-checked on each row's newest version), and each claim marks its rows
+        with its own token: two dispatchers, or two claims of one, never take the same row.
+        """
         now = self.clock.now()
         lease_free = or_(FollowUp.lease_until.is_(None), FollowUp.lease_until < now)
         if reminders:
-            due = and_(FollowUp.status == "sent", FollowUp.remind_at <= now, FollowUp.window_end > now, lease_free)
+            waiting = and_(FollowUp.status == "sent", FollowUp.remind_at <= now, FollowUp.window_end > now)
             order = FollowUp.remind_at
         else:
-            due = and_(FollowUp.status == "scheduled", FollowUp.send_at <= now, lease_free)
+            waiting = and_(FollowUp.status == "scheduled", FollowUp.send_at <= now)
             order = FollowUp.send_at
+        token = f"{self.owner}:{next(self._claims)}"
         async with self.sessions() as session, session.begin():
-            query = select(FollowUp.id).where(due).order_by(order).limit(limit)
+            chosen = select(FollowUp.id).where(waiting, lease_free).order_by(order).limit(limit)
             if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
-                query = query.with_for_update(skip_locked=True)
-            ids = list((await session.execute(query)).scalars())
-            if not ids:
-                return []
+                chosen = chosen.with_for_update(skip_locked=True)
             await session.execute(
                 update(FollowUp)
-                .where(FollowUp.id.in_(ids))
-                .values(lease_until=now + self.lease, lease_owner=self.owner, attempts=FollowUp.attempts + 1)
+                .where(FollowUp.id.in_(chosen), waiting, lease_free)
+                .values(lease_until=now + self.lease, lease_owner=token, attempts=FollowUp.attempts + 1)
+                .execution_options(synchronize_session=False)
             )
+            # Read back by token: only the rows this claim took, however the UPDATE raced.
             rows = await session.execute(
                 select(FollowUp, Merchant, Conversation.locale, Terminal.serial)
                 .join(Merchant, Merchant.id == FollowUp.merchant_id)
                 .outerjoin(Conversation, Conversation.telegram_user_id == Merchant.telegram_user_id)
                 .outerjoin(Terminal, Terminal.id == FollowUp.terminal_id)
-                .where(FollowUp.id.in_(ids))
+                .where(waiting, FollowUp.lease_owner == token)
                 .order_by(order)
             )
             return [
@@ -165,21 +183,28 @@ class FollowUpDispatcher:
 
     async def _send(self, claimed: Claimed, reminder: bool) -> str:
         followup, merchant = claimed.followup, claimed.merchant
+        if followup.lease_until is not None and followup.lease_until < self.clock.now():
+            # It waited in the queue past its lease: a later claim (ours or another instance's)
+            # may hold it now and send it, so sending this copy would make a duplicate.
+            return "expired"
         if not reminder and merchant.routine_opt_out and followup.kind not in ("repair", "complaint"):
             await self._finish(followup, status="cancelled", outcome="opted_out")
             return "cancelled"
         if merchant.telegram_user_id is None:
-            return await self._escalate(followup.id, "not_linked")
+            return await self._escalate(followup.id, "not_linked", owner=followup.lease_owner)
         t = Translator(claimed.locale, self.default_locale)
         payload = invitation(t, followup, merchant, claimed.serial, reminder=reminder)
         try:
             message_id = await self.messenger.send(merchant.telegram_user_id, payload)
         except Unreachable:
             await self._mark_unreachable(merchant.id)
-            return await self._escalate(followup.id, "unreachable")
+            return await self._escalate(followup.id, "unreachable", owner=followup.lease_owner)
         except Rejected as exc:
+            # The merchant is linked; Telegram refused this message. Staff hear what Telegram said.
             log.warning("follow-up %s rejected: %s", followup.id, exc)
-            return await self._escalate(followup.id, "not_linked")
+            return await self._escalate(
+                followup.id, "rejected", owner=followup.lease_owner, detail=telegram_reason(str(exc))
+            )
         except TryLater as exc:
             await self._release(followup, exc.retry_after)
             return "retry"
@@ -206,7 +231,7 @@ class FollowUpDispatcher:
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(FollowUp)
-                .where(FollowUp.id == followup.id, FollowUp.lease_owner == self.owner)
+                .where(FollowUp.id == followup.id, FollowUp.lease_owner == followup.lease_owner)
                 .values(lease_until=None, **values)
             )
             return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -216,7 +241,7 @@ class FollowUpDispatcher:
         async with self.sessions() as session, session.begin():
             await session.execute(
                 update(FollowUp)
-                .where(FollowUp.id == followup.id, FollowUp.lease_owner == self.owner)
+                .where(FollowUp.id == followup.id, FollowUp.lease_owner == followup.lease_owner)
                 .values(lease_until=self.clock.now() + timedelta(seconds=max(retry_after, 1.0)))
             )
 
@@ -224,25 +249,30 @@ class FollowUpDispatcher:
         async with self.sessions() as session, session.begin():
             await session.execute(update(Merchant).where(Merchant.id == merchant_id).values(unreachable=True))
 
-    async def _escalate(self, followup_id: int, reason: str) -> str:
-        """Hand the follow-up to a person: the staff group gets a call task with buttons."""
+    async def _escalate(
+        self, followup_id: int, reason: str, owner: str | None = None, detail: str | None = None
+    ) -> str:
+        """Hand the follow-up to a person: the staff group gets a call task with buttons.
+
+        `owner` is the claim that holds the row's lease, when a send led here; otherwise only a
+        row nobody holds is escalated.
+        """
         now = self.clock.now()
+        held = or_(FollowUp.lease_until.is_(None), FollowUp.lease_until < now)
+        if owner is not None:
+            held = or_(FollowUp.lease_owner == owner, held)
         async with self.sessions() as session, session.begin():
             result = await session.execute(
                 update(FollowUp)
-                .where(
-                    FollowUp.id == followup_id,
-                    FollowUp.status.in_(("scheduled", "sent", "reminded")),
-                    or_(FollowUp.lease_owner == self.owner, FollowUp.lease_until.is_(None), FollowUp.lease_until < now),
-                )
+                .where(FollowUp.id == followup_id, FollowUp.status.in_(("scheduled", "sent", "reminded")), held)
                 .values(status="escalated", escalated_at=now, escalation_reason=reason, lease_until=None)
             )
             if not result.rowcount:  # type: ignore[attr-defined]
                 return "skipped"
-            await self._queue_escalation(session, followup_id)
+            await self._queue_escalation(session, followup_id, detail)
         return "escalated"
 
-    async def _queue_escalation(self, session: AsyncSession, followup_id: int) -> None:
+    async def _queue_escalation(self, session: AsyncSession, followup_id: int, detail: str | None = None) -> None:
         if self.staff_chat_id is None:
             log.warning("follow-up %s escalated but STAFF_CHAT_ID is not set", followup_id)
             return
@@ -258,7 +288,7 @@ class FollowUpDispatcher:
         session.add(
             OutboxMessage(
                 chat_id=self.staff_chat_id,
-                payload=escalation(self.staff_t, followup, merchant, serial, self.zone),
+                payload=escalation(self.staff_t, followup, merchant, serial, self.zone, detail=detail),
                 purpose="escalation",
                 followup_id=followup.id,
                 status="pending",

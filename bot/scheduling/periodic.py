@@ -1,12 +1,15 @@
 """Periodic planning: the monthly routine sample and the quarterly key-account review.
 
 Each period's rows carry the period in their source key, so running the job twice,
-or on every instance, plans each merchant once.
+or on every instance, plans each merchant once. The scheduler's cron jobs live in
+memory: a process that is down at the planning moment catches up when it starts
+(`catch_up`).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from sqlalchemy import select
@@ -15,10 +18,23 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, PlannedFollowUp, routine_sample
-from bot.services.followups import followup_row, recompute_estimated, taken_sources
-from bot.storage.models import Merchant
+from bot.services.followups import followup_row, periodic_plan, recompute_estimated, taken_sources
+from bot.storage.models import FollowUp, Merchant
 
 log = logging.getLogger("posbot.periodic")
+
+# The cron jobs in bot/app.py run at this hour, merchant time, on the period's first day.
+PLANNING_HOUR = 8
+
+Planner = Callable[[async_sessionmaker[AsyncSession], FollowUpPolicy, WorkCalendar, Clock], Awaitable[int]]
+
+
+def month_period(local: datetime) -> str:
+    return f"{local.year}-{local.month:02d}"
+
+
+def quarter_period(local: datetime) -> str:
+    return f"{local.year}Q{(local.month - 1) // 3 + 1}"
 
 
 async def _active_merchants(session: AsyncSession, key_accounts_only: bool = False) -> list[int]:
@@ -33,27 +49,15 @@ async def _active_merchants(session: AsyncSession, key_accounts_only: bool = Fal
 
 
 async def _plan_period(
-    session: AsyncSession,
-    calendar: WorkCalendar,
-    *,
-    merchant_ids: list[int],
-    kind: str,
-    form_key: str,
-    period: str,
-    window_working_days: int,
-    now: datetime,
+    session: AsyncSession, plan: PlannedFollowUp, *, merchant_ids: list[int], period: str, now: datetime
 ) -> int:
-    """Plan one survey per merchant for the period, open for the policy's number of working days."""
-    send_at = calendar.next_allowed_slot(now)
-    last_day, estimated = calendar.add_working_days(send_at, window_working_days)
-    window_end = calendar.end_of_working_day(last_day)
-    keys = {m: f"{kind}:{period}:{m}" for m in merchant_ids}
+    """Plan one survey per merchant for the period; merchants who already have theirs are left alone."""
+    keys = {m: f"{plan.kind}:{period}:{m}" for m in merchant_ids}
     taken = await taken_sources(session, keys.values())
-    plan = PlannedFollowUp(kind, form_key, send_at, window_end, estimated)
     planned = 0
     for merchant_id, key in keys.items():
         if key not in taken:
-            session.add(followup_row(plan, key, merchant_id, kind, now, now))
+            session.add(followup_row(plan, key, merchant_id, plan.kind, now, now))
             planned += 1
     return planned
 
@@ -69,12 +73,9 @@ async def plan_routine(
         chosen = routine_sample(active, (local.year, local.month), policy.routine.sample_fraction, policy.routine.seed)
         planned = await _plan_period(
             session,
-            calendar,
+            periodic_plan(policy, calendar, "routine", now),
             merchant_ids=chosen,
-            kind="routine",
-            form_key=policy.routine.form,
-            period=f"{local.year}-{local.month:02d}",
-            window_working_days=policy.routine.window_working_days,
+            period=month_period(local),
             now=now,
         )
     log.info("routine survey: %s of %s active merchants sampled, %s newly planned", len(chosen), len(active), planned)
@@ -86,20 +87,56 @@ async def plan_key_accounts(
 ) -> int:
     now = clock.now()
     local = now.astimezone(calendar.zone)
-    quarter = (local.month - 1) // 3 + 1
     async with sessions() as session, session.begin():
         accounts = await _active_merchants(session, key_accounts_only=True)
         planned = await _plan_period(
             session,
-            calendar,
+            periodic_plan(policy, calendar, "key_account", now),
             merchant_ids=accounts,
-            kind="key_account",
-            form_key=policy.key_account.form,
-            period=f"{local.year}Q{quarter}",
-            window_working_days=policy.key_account.window_working_days,
+            period=quarter_period(local),
             now=now,
         )
     log.info("key-account review: %s newly planned", planned)
+    return planned
+
+
+async def _period_planned(session: AsyncSession, kind: str, period: str) -> bool:
+    """Whether the job planned anything for the period. Installations plan next quarter's review
+    under the same key prefix, so only rows the job wrote (event == kind) count."""
+    found = await session.execute(
+        select(FollowUp.id).where(FollowUp.event == kind, FollowUp.source_key.like(f"{kind}:{period}:%")).limit(1)
+    )
+    return found.first() is not None
+
+
+async def catch_up(
+    sessions: async_sessionmaker[AsyncSession], policy: FollowUpPolicy, calendar: WorkCalendar, clock: Clock
+) -> int:
+    """At start-up: plan this month's sample and this quarter's review if their moment has passed unplanned.
+
+    The cron jobs only fire while the process runs; one down at 08:00 on the 1st would skip the
+    whole period. Planning is idempotent, and a period with rows is left alone, so restarts never
+    draw a second sample. Returns how many follow-ups were planned; never raises.
+    """
+    local = clock.now().astimezone(calendar.zone)
+    quarter_month = 3 * ((local.month - 1) // 3) + 1
+    periods: list[tuple[str, str, datetime, Planner]] = [
+        ("routine", month_period(local), local.replace(day=1), plan_routine),
+        ("key_account", quarter_period(local), local.replace(month=quarter_month, day=1), plan_key_accounts),
+    ]
+    planned = 0
+    for kind, period, first_day, plan in periods:
+        moment = first_day.replace(hour=PLANNING_HOUR, minute=0, second=0, microsecond=0)
+        if local < moment:
+            continue  # the cron job will run today
+        try:
+            async with sessions() as session:
+                if await _period_planned(session, kind, period):
+                    continue
+            log.info("%s for %s was not planned at %s: planning it now", kind, period, moment.isoformat())
+            planned += await plan(sessions, policy, calendar, clock)
+        except Exception:
+            log.exception("catching up on %s for %s failed; the next start-up tries again", kind, period)
     return planned
 
 

@@ -120,17 +120,52 @@ def followup_row(
     )
 
 
+# Kinds the monthly and quarterly jobs plan; their rows carry the kind as their event.
+PERIODIC_KINDS = frozenset({"routine", "key_account"})
+
+
+def periodic_plan(policy: FollowUpPolicy, calendar: WorkCalendar, kind: str, at: datetime) -> PlannedFollowUp:
+    """A periodic survey planned at `at`: sent at the next allowed slot, open for the policy's working days."""
+    if kind not in PERIODIC_KINDS:
+        raise ValueError(f"not a periodic survey: {kind!r}")
+    section = policy.routine if kind == "routine" else policy.key_account
+    send_at = calendar.next_allowed_slot(at)
+    last_day, guess = calendar.add_working_days(send_at, section.window_working_days)
+    estimated = guess or calendar.slot_is_estimated(send_at)
+    return PlannedFollowUp(kind, section.form, send_at, calendar.end_of_working_day(last_day), estimated)
+
+
+def _replan(policy: FollowUpPolicy, calendar: WorkCalendar, row: FollowUp) -> PlannedFollowUp | None:
+    assert row.event is not None and row.event_at is not None
+    if row.event in PERIODIC_KINDS:
+        return periodic_plan(policy, calendar, row.kind, row.event_at)
+    plans = schedule_for_event(policy, calendar, row.event, row.event_at, key_account=True)  # type: ignore[arg-type]
+    return {p.kind: p for p in plans}.get(row.kind)
+
+
 async def recompute_estimated(session: AsyncSession, policy: FollowUpPolicy, calendar: WorkCalendar) -> int:
-    """Follow-ups planned on the Monday-Friday fallback get real dates once the holiday data exists."""
+    """Follow-ups planned on the Monday-Friday fallback get real dates once the holiday data exists.
+
+    Runs at start-up, so a row that cannot be replanned is logged and left as it is: it must never
+    keep the bot from starting. Rows that went out once (and were put off by the merchant) keep
+    the time the merchant chose.
+    """
     rows = (
-        await session.execute(select(FollowUp).where(FollowUp.estimated.is_(True), FollowUp.status == "scheduled"))
+        await session.execute(
+            select(FollowUp).where(
+                FollowUp.estimated.is_(True), FollowUp.status == "scheduled", FollowUp.sent_at.is_(None)
+            )
+        )
     ).scalars()
     changed = 0
     for row in rows:
         if row.event is None or row.event_at is None:
             continue
-        plans = {p.kind: p for p in schedule_for_event(policy, calendar, row.event, row.event_at, key_account=True)}  # type: ignore[arg-type]
-        fresh = plans.get(row.kind)
+        try:
+            fresh = _replan(policy, calendar, row)
+        except Exception:
+            log.exception("follow-up %s (%s after %s) could not be replanned", row.id, row.kind, row.event)
+            continue
         if fresh is None or fresh.estimated:
             continue
         row.send_at, row.window_end, row.estimated = fresh.send_at, fresh.window_end, False
@@ -155,12 +190,21 @@ def invitation(
 
 
 def escalation(
-    t: Translator, followup: FollowUp, merchant: Merchant, serial: str | None, zone: ZoneInfo
+    t: Translator,
+    followup: FollowUp,
+    merchant: Merchant,
+    serial: str | None,
+    zone: ZoneInfo,
+    detail: str | None = None,
 ) -> dict[str, Any]:
-    """The staff group's task: call this merchant, then record how it went."""
+    """The staff group's task: call this merchant, then record how it went.
+
+    `detail` is what Telegram said when it refused a message (reason `rejected`).
+    """
+    reason = followup.escalation_reason or "no_answer"
     text = t(
         "staff_followups.escalation",
-        reason=t(f"staff.escalation_reason.{followup.escalation_reason or 'no_answer'}"),
+        reason=t(f"staff.escalation_reason.{reason}", detail=detail or t("staff.none")),
         kind=t(f"followup.kind.{followup.kind}"),
         merchant=merchant.name,
         phone=mask_phone(merchant.phone) or t("staff.none"),

@@ -188,7 +188,7 @@ class FollowUp(Base):
     # Computed on the Monday-Friday fallback: recomputed once the holiday data for the year exists.
     estimated: Mapped[bool] = mapped_column(Boolean, default=False)
     remind_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    escalation_reason: Mapped[str | None] = mapped_column(String(20))  # no_answer | unreachable | not_linked
+    escalation_reason: Mapped[str | None] = mapped_column(String(20))  # no_answer | unreachable | not_linked | rejected
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
     lease_owner: Mapped[str | None] = mapped_column(String(64))
@@ -218,6 +218,7 @@ class OutboxMessage(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(Timestamp)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
+    lease_owner: Mapped[str | None] = mapped_column(String(40))  # the claim that holds the lease
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(Timestamp)

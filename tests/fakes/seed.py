@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
 
+from bot.scheduling.periodic import month_period
 from bot.storage.db import create_engine, upgrade_async
 from bot.storage.models import FollowUp, Merchant
 
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
-async def seed_due_followups(url: str, count: int, first_user: int, now: datetime) -> None:
-    """`count` linked merchants (Telegram ids from `first_user`), each with one routine survey due."""
+
+async def seed_due_followups(url: str, count: int, first_user: int, now: datetime, zone: ZoneInfo = SHANGHAI) -> None:
+    """`count` linked merchants (Telegram ids from `first_user`), each with one routine survey due.
+
+    The surveys are keyed as this month's routine sample, so a bot started on the data sees the
+    month planned and does not draw a sample of its own.
+    """
+    local = now.astimezone(zone)
     await upgrade_async(url)
     engine = create_engine(url)
     try:
@@ -37,8 +46,10 @@ async def seed_due_followups(url: str, count: int, first_user: int, now: datetim
                     "kind": "routine",
                     "form_key": "routine",
                     "merchant_id": mid,
-                    "source_key": f"seed:{mid}",
+                    "source_key": f"routine:{month_period(local)}:{mid}",
                     "status": "scheduled",
+                    "event": "routine",
+                    "event_at": now,
                     "send_at": now - timedelta(minutes=1),
                     "window_end": now + timedelta(days=3),
                     "estimated": False,

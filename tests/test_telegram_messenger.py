@@ -1,0 +1,77 @@
+"""The Telegram messenger against the fake Bot API server: what Telegram answers is read as Telegram means it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from sqlalchemy import select
+
+from bot.app import Core
+from bot.channels.telegram import TelegramMessenger
+from bot.delivery.outbox import Outbox
+from bot.storage.models import OutboxMessage
+from tests.fakes import JSON, FakeBotAPI, Params
+
+TOKEN = "123456:TEST-token"
+SHOP = 818181
+
+
+class EditsAnsweredTrue(FakeBotAPI):
+    """Carries edits out, then answers `{"ok": true, "result": true}` instead of the edited Message.
+
+    The Bot API promises `Message | True` for editMessageText, and True is what Telegram sends
+    for inline messages; a bot must take either as success.
+    """
+
+    def _edit_message_text(self, params: Params) -> JSON | bool:  # type: ignore[override]
+        super()._edit_message_text(params)
+        return True
+
+
+@pytest.fixture
+async def api() -> AsyncIterator[FakeBotAPI]:
+    async with EditsAnsweredTrue(token=TOKEN) as server:
+        server.add_user(SHOP, first_name="Zhang", language_code="en")
+        yield server
+
+
+@pytest.fixture
+async def telegram(api: FakeBotAPI) -> AsyncIterator[TelegramMessenger]:
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    try:
+        yield TelegramMessenger(bot, per_second=1000)
+    finally:
+        await bot.session.close()
+
+
+async def test_an_edit_telegram_acknowledges_with_true_is_sent_once(
+    core: Core, api: FakeBotAPI, telegram: TelegramMessenger
+) -> None:
+    shown = await telegram.send(SHOP, {"text": "Please choose the problem:", "reply_markup": None})
+    assert shown is not None
+    async with core.sessions() as session, session.begin():
+        session.add(
+            OutboxMessage(
+                chat_id=SHOP,
+                payload={"text": "Problem: the screen stays dark", "edit_message_id": shown},
+                purpose="reply",
+                status="pending",
+                attempts=0,
+                created_at=core.clock.now(),
+            )
+        )
+    outbox = Outbox(core.sessions, telegram, core.clock)
+
+    assert await outbox.deliver() == 1
+
+    (message,) = api.sent(SHOP)
+    assert (message.text, message.edits) == ("Problem: the screen stays dark", 1)
+    assert [call.result for call in api.calls("editMessageText")] == [True]
+    assert api.call_count("sendMessage") == 1  # the first message only: the edit was not said anew
+    async with core.sessions() as session:
+        (row,) = (await session.execute(select(OutboxMessage))).scalars()
+    assert (row.status, row.attempts, row.message_id, row.error) == ("sent", 1, shown, None)
