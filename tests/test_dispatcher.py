@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ from bot.storage.db import create_engine, session_factory
 from bot.storage.models import FollowUp
 from bot.testing.fake_bot_api import FakeBotAPI
 from bot.testing.seed import seed_due_followups
+from tests.conftest import RecordingMessenger
 from tests.telegram_harness import TOKEN, kill_hard, spawn_bot, stop, telegram_settings
 
 FIRST = 20_000_000
@@ -59,6 +60,74 @@ def dispatcher_for(api: FakeBotAPI, url: str, clock: Any, **options: Any) -> tup
         **options,
     )
     return dispatcher, bot, engine
+
+
+class SlowMessenger(RecordingMessenger):
+    """Each send takes half a second on the dispatcher's clock, so claimed rows outlive their lease in the queue."""
+
+    def __init__(self, clock: FrozenClock) -> None:
+        super().__init__()
+        self.clock = clock
+
+    async def send(self, chat_id: int, payload: dict[str, Any]) -> int | None:
+        self.clock.advance(timedelta(seconds=0.5))
+        return await super().send(chat_id, payload)
+
+
+def local_dispatcher(url: str, messenger: Any, clock: FrozenClock, **options: Any) -> tuple[FollowUpDispatcher, Any]:
+    engine = create_engine(url)
+    dispatcher = FollowUpDispatcher(
+        session_factory(engine),
+        messenger,
+        clock,
+        POLICY,
+        WorkCalendar.from_policy(POLICY),
+        staff_chat_id=None,
+        **options,
+    )
+    return dispatcher, engine
+
+
+async def test_a_dispatcher_slower_than_its_lease_sends_each_follow_up_once(sqlite_url: str) -> None:
+    """Rows still queued when their lease runs out must not be claimed, and sent, a second time."""
+    count = 40
+    await seed_due_followups(sqlite_url, count, FIRST, NOW)
+    clock = FrozenClock(NOW)
+    messenger = SlowMessenger(clock=clock)
+    dispatcher, engine = local_dispatcher(
+        sqlite_url, messenger, clock, lease=timedelta(seconds=3), batch=10, concurrency=2
+    )
+    try:
+        for _ in range(10):
+            report = await dispatcher.tick()
+            if report.sent == 0 and report.retried == 0:
+                break
+    finally:
+        await engine.dispose()
+    delivered = Counter(chat for chat, _ in messenger.sent)
+    assert len(delivered) == count
+    assert set(delivered.values()) == {1}
+    assert dispatcher.stats.duplicates == 0
+    assert await statuses(sqlite_url) == {"sent": count}
+
+
+async def test_two_dispatchers_on_one_sqlite_file_send_each_follow_up_once(sqlite_url: str) -> None:
+    count = 120
+    await seed_due_followups(sqlite_url, count, FIRST, NOW)
+    clock = FrozenClock(NOW)
+    messenger = RecordingMessenger()
+    first, engine1 = local_dispatcher(sqlite_url, messenger, clock)
+    second, engine2 = local_dispatcher(sqlite_url, messenger, clock)
+    try:
+        reports = await asyncio.gather(first.tick(), second.tick())
+    finally:
+        await engine1.dispose()
+        await engine2.dispose()
+    delivered = Counter(chat for chat, _ in messenger.sent)
+    assert len(delivered) == count
+    assert set(delivered.values()) == {1}
+    assert reports[0].sent + reports[1].sent == count
+    assert await statuses(sqlite_url) == {"sent": count}
 
 
 @pytest.mark.postgres

@@ -1,10 +1,13 @@
 """The follow-up dispatcher: an interval job that claims due rows, sends them, records the result.
 
-Claiming takes a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, the single writer
-lock on SQLite), so several instances share one table and each follow-up is sent
-once. A process that dies after claiming leaves a lease that expires; the row is
-claimed again. The only duplicate possible is a send that happened but was not
-recorded, and that is counted (`FollowUpDispatcher.duplicates`).
+Claiming takes a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite, whose
+select takes no lock, the claiming update re-checks that the row is still due and
+only the rows it wins are claimed), so several instances share one table and each
+follow-up is sent once. A process that dies after claiming leaves a lease that
+expires; the row is claimed again. A row whose lease ran out while it waited in this
+instance's queue is sent only if renewing the lease still succeeds. The only
+duplicate possible is a send that happened but was not recorded, and that is
+counted (`FollowUpDispatcher.duplicates`).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -83,6 +86,9 @@ class FollowUpDispatcher:
         self.concurrency_limit = concurrency
         self.owner = uuid.uuid4().hex[:16]
         self.stats = DispatcherStats()
+        # Rows this instance claimed and has not finished with, and when its lease on each ends. A row
+        # still here is never claimed again by this instance, even once its lease has run out.
+        self._holding: dict[int, datetime] = {}
 
     # ---- the job -------------------------------------------------------------------------------
 
@@ -123,27 +129,37 @@ class FollowUpDispatcher:
         await asyncio.gather(claimer(), *(worker() for _ in range(workers)))
         return results
 
-    async def claim(self, limit: int, reminders: bool = False) -> list[Claimed]:
-        now = self.clock.now()
+    @staticmethod
+    def _due(now: datetime, reminders: bool) -> Any:
         lease_free = or_(FollowUp.lease_until.is_(None), FollowUp.lease_until < now)
         if reminders:
-            due = and_(FollowUp.status == "sent", FollowUp.remind_at <= now, FollowUp.window_end > now, lease_free)
-            order = FollowUp.remind_at
-        else:
-            due = and_(FollowUp.status == "scheduled", FollowUp.send_at <= now, lease_free)
-            order = FollowUp.send_at
+            return and_(FollowUp.status == "sent", FollowUp.remind_at <= now, FollowUp.window_end > now, lease_free)
+        return and_(FollowUp.status == "scheduled", FollowUp.send_at <= now, lease_free)
+
+    def _take_lease(self, ids: list[int], now: datetime, reminders: bool) -> Any:
+        """The update that leases rows to this instance: only those still due, so a row another instance
+        claimed or finished since we looked is not taken; it returns the ids it took."""
+        return (
+            update(FollowUp)
+            .where(FollowUp.id.in_(ids), self._due(now, reminders))
+            .values(lease_until=now + self.lease, lease_owner=self.owner, attempts=FollowUp.attempts + 1)
+            .returning(FollowUp.id)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def claim(self, limit: int, reminders: bool = False) -> list[Claimed]:
+        now = self.clock.now()
+        order = FollowUp.remind_at if reminders else FollowUp.send_at
         async with self.sessions() as session, session.begin():
-            query = select(FollowUp.id).where(due).order_by(order).limit(limit)
+            query = select(FollowUp.id).where(self._due(now, reminders)).order_by(order).limit(limit)
             if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
                 query = query.with_for_update(skip_locked=True)
-            ids = list((await session.execute(query)).scalars())
+            ids = [i for i in (await session.execute(query)).scalars() if i not in self._holding]
             if not ids:
                 return []
-            await session.execute(
-                update(FollowUp)
-                .where(FollowUp.id.in_(ids))
-                .values(lease_until=now + self.lease, lease_owner=self.owner, attempts=FollowUp.attempts + 1)
-            )
+            ids = list((await session.execute(self._take_lease(ids, now, reminders))).scalars())
+            if not ids:
+                return []
             rows = await session.execute(
                 select(FollowUp, Merchant, Conversation.locale, Terminal.serial)
                 .join(Merchant, Merchant.id == FollowUp.merchant_id)
@@ -152,16 +168,35 @@ class FollowUpDispatcher:
                 .where(FollowUp.id.in_(ids))
                 .order_by(order)
             )
-            return [
+            claimed = [
                 Claimed(f, m, locale or m.locale or self.default_locale, serial) for f, m, locale, serial in rows.all()
             ]
+        for item in claimed:
+            self._holding[item.followup.id] = now + self.lease
+        return claimed
+
+    async def _renew(self, followup_id: int, reminder: bool) -> bool:
+        """Our lease ran out while the row waited in the queue: take it again, unless it is no longer due
+        (another instance claimed or sent it, or the merchant answered meanwhile)."""
+        now = self.clock.now()
+        async with self.sessions() as session, session.begin():
+            taken = list((await session.execute(self._take_lease([followup_id], now, reminder))).scalars())
+        if taken:
+            self._holding[followup_id] = now + self.lease
+        return bool(taken)
 
     async def _guarded(self, claimed: Claimed, reminder: bool) -> str:
+        followup_id = claimed.followup.id
         try:
+            lease_end = self._holding.get(followup_id)
+            if lease_end is not None and lease_end < self.clock.now() and not await self._renew(followup_id, reminder):
+                return "lost"
             return await self._send(claimed, reminder)
         except Exception:
-            log.exception("follow-up %s could not be dispatched", claimed.followup.id)
+            log.exception("follow-up %s could not be dispatched", followup_id)
             return "error"
+        finally:
+            self._holding.pop(followup_id, None)
 
     async def _send(self, claimed: Claimed, reminder: bool) -> str:
         followup, merchant = claimed.followup, claimed.merchant
