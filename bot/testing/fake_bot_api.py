@@ -1074,6 +1074,8 @@ class FakeBotAPI:
         self.count_5xx = 0
         self.rate_limited = 0  # the 429s that came from the flood limits rather than fail_next/fail_rate
         self.dropped = 0  # requests whose client left during an injected delay, never carried out
+        # getUpdates requests taken, counted on arrival (a long poll is recorded only once answered): the bot polls
+        self.polls = 0
         self.method_counts = MethodCounts()
 
         self._calls: list[Call] = []
@@ -1540,6 +1542,8 @@ class FakeBotAPI:
             allowed = params.json("allowed_updates", "can't parse allowed_updates JSON object")
             self._allowed_updates = [str(kind) for kind in allowed] if isinstance(allowed, list) else None
         self._confirm(offset)
+        self.polls += 1
+        self._changed()
         # Only one long poll per bot: a newer getUpdates ends the one still waiting, which answers 409.
         self._poll_generation += 1
         generation = self._poll_generation
