@@ -149,6 +149,7 @@ async def test_two_dispatchers_on_one_sqlite_file_send_each_follow_up_once(sqlit
     assert await statuses(sqlite_url) == {"sent": count}
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 async def test_two_dispatchers_on_one_postgresql_database_send_each_follow_up_once(pg_url: str) -> None:
     count = 2000
@@ -202,6 +203,7 @@ async def test_faults_429_5xx_and_timeouts_still_deliver_every_follow_up_once(sq
     assert await statuses(sqlite_url) == {"sent": count}
 
 
+@pytest.mark.slow
 async def test_a_dispatcher_killed_mid_run_delivers_everything_after_restart(sqlite_url: str, tmp_path: Path) -> None:
     """Any duplicate can only be a message sent but not recorded before the kill; it is counted."""
     count = 800
