@@ -14,7 +14,7 @@ import types
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from bot.app import Core, build_core
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.domain.calendar import HolidaySource, chinese_workday
 from bot.storage.db import upgrade
 
 PG_URL = os.environ.get("POSBOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
@@ -143,6 +144,19 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+def holidays_known_until(last_year: int) -> HolidaySource:
+    """The installed chinesecalendar's answers up to `last_year` and no data after it, as for a year whose
+    holidays the State Council has not announced yet: tests of that case must not depend on which
+    chinesecalendar release happens to be installed."""
+
+    def source(day: date) -> bool:
+        if day.year > last_year:
+            raise NotImplementedError(f"no holiday data for {day.year}")
+        return chinese_workday(day)
+
+    return source
 
 
 @dataclass
