@@ -184,8 +184,9 @@ async def test_faults_429_5xx_and_timeouts_still_deliver_every_follow_up_once(sq
         api.fail_next("sendMessage", status=429, count=6, retry_after=1)
         api.fail_next("sendMessage", status=502, count=4)
         api.fail_next("sendMessage", status=500, count=3)
-        api.delay_next("sendMessage", seconds=2.5, count=3)  # the client gives up after 1 s
-        dispatcher, bot, engine = dispatcher_for(api, sqlite_url, FrozenClock(NOW), timeout=1)
+        # Held far longer than the client waits (5 s), so only a request held on purpose ever times out.
+        api.delay_next("sendMessage", seconds=120, count=3)
+        dispatcher, bot, engine = dispatcher_for(api, sqlite_url, FrozenClock(NOW), timeout=5)
         try:
             for _ in range(5):
                 report = await dispatcher.tick()
@@ -194,8 +195,8 @@ async def test_faults_429_5xx_and_timeouts_still_deliver_every_follow_up_once(sq
         finally:
             await bot.session.close()
             await engine.dispose()
-        # The three slow requests were given up by the client; the server drops them when it wakes.
-        await api.wait_for(lambda: api.dropped == 3, timeout=10)
+        # The client gave up the three held requests; the server drops each as its connection closes.
+        await api.wait_for(lambda: api.dropped == 3, timeout=SENDING_TIMEOUT)
         delivered = per_chat(api)
         assert api.count_429 == 6 and api.count_5xx == 7
     assert len(delivered) == count
