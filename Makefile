@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test chat bench lint
+.PHONY: run test test-fast chat bench lint
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ chat: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
+
+# The unit tier for the inner loop: no PostgreSQL, no fake Bot API server, no child process, nothing slow.
+test-fast: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -m "not postgres and not e2e and not slow" $(PYTEST_ARGS)
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check bot tests benchmarks

@@ -1,13 +1,20 @@
-"""Shared fixtures: a real SQLite file, a real PostgreSQL database, and the bot's core on them."""
+"""Shared fixtures: a real SQLite file, a real PostgreSQL database, and the bot's core on them.
+
+Also the test tiers (markers in pyproject.toml): `make test` runs everything, `make test-fast` only the
+unit tier, which leaves out `postgres`, `e2e` and `slow`. The first two are given here, from what a test
+uses, so a new test lands in the right tier without anyone remembering a decorator; `slow` is by hand.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import os
+import types
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,12 +25,69 @@ from sqlalchemy.engine import make_url
 from bot.app import Core, build_core
 from bot.clock import FrozenClock
 from bot.config import Settings
+from bot.domain.calendar import HolidaySource, chinese_workday
 from bot.storage.db import upgrade
 
 PG_URL = os.environ.get("POSBOT_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 REQUIRE_PG = os.environ.get("POSBOT_REQUIRE_PG") == "1"
 STAFF_CHAT = -100777
 SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+# ---- tiers ---------------------------------------------------------------------------------------------
+
+PG_FIXTURES = frozenset({"pg_url", "pg_template"})
+# Slow tests in modules whose owners have not marked them yet (elsewhere: @pytest.mark.slow on the test).
+SLOW_ELSEWHERE = frozenset(
+    {
+        # Seven forms times 60 random dialogues of up to 40 inputs: over a minute of CPU on its own.
+        "tests/test_engine.py::test_random_inputs_never_raise_and_never_store_an_invalid_answer",
+    }
+)
+# Names whose mention in a test, one of its fixtures or a helper of this package it calls, means the test
+# starts the fake Bot API server or runs posbot as a child process.
+E2E_NAMES = frozenset({"FakeBotAPI", "subprocess", "create_subprocess_exec", "create_subprocess_shell"})
+
+
+def _mentions(function: Callable[..., Any], names: frozenset[str], seen: set[types.CodeType]) -> bool:
+    """Whether the code of `function` (nested functions and lambdas included), or of a function of this
+    test package it refers to, names any of `names`. Annotations do not count: they are strings here."""
+    function = inspect.unwrap(function)
+    code = getattr(function, "__code__", None)
+    if code is None or code in seen:
+        return False
+    seen.add(code)
+    referred: set[str] = set()
+    pending = [code]
+    while pending:
+        current = pending.pop()
+        referred.update(current.co_names)
+        pending.extend(const for const in current.co_consts if isinstance(const, types.CodeType))
+    if referred & names:
+        return True
+    namespace = getattr(function, "__globals__", {})
+    for name in referred:
+        helper = namespace.get(name)
+        if inspect.isfunction(helper) and helper.__module__.startswith("tests") and _mentions(helper, names, seen):
+            return True
+    return False
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        if item.nodeid.partition("[")[0] in SLOW_ELSEWHERE:
+            item.add_marker(pytest.mark.slow)
+        if PG_FIXTURES & set(item.fixturenames):
+            item.add_marker(pytest.mark.postgres)
+        fixtures = [definitions[-1].func for definitions in item._fixtureinfo.name2fixturedefs.values() if definitions]
+        seen: set[types.CodeType] = set()
+        if any(_mentions(function, E2E_NAMES, seen) for function in [item.obj, *fixtures]):
+            item.add_marker(pytest.mark.e2e)
+
+
+# ---- databases -------------------------------------------------------------------------------------------
 
 
 async def _admin(sql: list[str]) -> None:
@@ -80,6 +144,19 @@ def database_url(request: pytest.FixtureRequest) -> str:
     if request.param == "sqlite":
         return str(request.getfixturevalue("sqlite_url"))
     return str(request.getfixturevalue("pg_url"))
+
+
+def holidays_known_until(last_year: int) -> HolidaySource:
+    """The installed chinesecalendar's answers up to `last_year` and no data after it, as for a year whose
+    holidays the State Council has not announced yet: tests of that case must not depend on which
+    chinesecalendar release happens to be installed."""
+
+    def source(day: date) -> bool:
+        if day.year > last_year:
+            raise NotImplementedError(f"no holiday data for {day.year}")
+        return chinese_workday(day)
+
+    return source
 
 
 @dataclass

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -48,29 +47,65 @@ def telegram_settings(database_url: str, api: FakeBotAPI, **overrides: Any) -> S
     return Settings(**values)
 
 
+# Generous bounds for a loaded machine: they only decide how long a broken run takes to fail.
+# Starting `python -m bot` (imports, migrations) has been seen to take 45 s on two busy cores.
+PROCESS_START_TIMEOUT = 180.0
+START_TIMEOUT = 60.0
+STEP_TIMEOUT = 30.0
+
+
+async def until_polling(
+    api: FakeBotAPI,
+    polls_before: int,
+    timeout: float,  # noqa: ASYNC109 - handed on to the fake server's wait_for
+    gone: asyncio.Future[Any],
+) -> None:
+    """Until the fake server has taken a getUpdates it had not taken before: the bot is polling.
+
+    `gone` ends when the bot does (its task, its process): if that comes first, it will never poll.
+    """
+    polling = asyncio.ensure_future(
+        api.wait_for(lambda: api.polls > polls_before, timeout=timeout, what="the bot's first getUpdates")
+    )
+    try:
+        done, _ = await asyncio.wait({polling, gone}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not polling.done():
+            polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await polling
+    if polling in done:
+        polling.result()  # the fake's report when it timed out
+        return
+    ended = gone.exception() if not gone.cancelled() else None
+    raise AssertionError(f"the bot ended before it polled: {ended or gone.result()!r}")
+
+
 @asynccontextmanager
 async def running_bot(
-    settings: Settings, clock: Clock | None = None, per_second: float = 1000
+    api: FakeBotAPI, settings: Settings, clock: Clock | None = None, per_second: float = 1000
 ) -> AsyncIterator[RunningBot]:
-    """The production wiring (routers, middlewares, outbox), polling the fake server."""
+    """The production wiring (routers, middlewares, outbox), polling the fake server once this yields."""
     bot = make_bot(settings)
     core = await build_core(settings, TelegramMessenger(bot, per_second=per_second), clock)
     dispatcher = make_dispatcher(core)
+    polls = api.polls
     task = asyncio.create_task(
         dispatcher.start_polling(bot, polling_timeout=1, handle_signals=False, close_bot_session=False)
     )
     try:
+        await until_polling(api, polls, START_TIMEOUT, task)
         yield RunningBot(core, bot, dispatcher, task)
     finally:
         with contextlib.suppress(RuntimeError):  # polling already ended
             await dispatcher.stop_polling()
-        await asyncio.wait_for(task, timeout=10)
+        await asyncio.wait_for(task, timeout=START_TIMEOUT)
         await bot.session.close()
         await core.close()
 
 
-def spawn_bot(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
-    """`python -m bot run` as a separate process, for kill -9 tests."""
+async def spawn_bot(api: FakeBotAPI, settings: Settings, log_path: Path) -> asyncio.subprocess.Process:
+    """`python -m bot run` as a separate process, for kill -9 tests; returns once it polls the fake server."""
     env = dict(os.environ)
     env.update(
         {
@@ -84,22 +119,37 @@ def spawn_bot(settings: Settings, log_path: Path) -> subprocess.Popen[bytes]:
             "LOG_LEVEL": "INFO",
         }
     )
-    log = log_path.open("ab")
-    return subprocess.Popen([sys.executable, "-m", "bot", "run"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    polls = api.polls
+    with log_path.open("ab") as log:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot", "run", cwd=ROOT, env=env, stdout=log, stderr=log
+        )
+    exited = asyncio.ensure_future(process.wait())
+    try:
+        await until_polling(api, polls, PROCESS_START_TIMEOUT, exited)
+    except AssertionError as error:
+        await stop(process)
+        text = await asyncio.to_thread(log_path.read_text, errors="replace")
+        raise AssertionError(f"{error}\nits log:\n{text[-3000:]}") from None
+    finally:
+        exited.cancel()
+    return process
 
 
-def kill_hard(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGKILL)
-    process.wait(timeout=10)
+async def kill_hard(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.kill()
+    await process.wait()
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
+async def stop(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, and SIGKILL if it has not ended in a generous while."""
+    if process.returncode is None:
         process.send_signal(signal.SIGTERM)
         try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            kill_hard(process)
+            await asyncio.wait_for(process.wait(), timeout=START_TIMEOUT)
+        except TimeoutError:
+            await kill_hard(process)
 
 
 class Chat:
@@ -115,7 +165,7 @@ class Chat:
     async def _next(self, action: Any, count: int = 1) -> Any:
         before = len(self.seen())
         update = action()
-        await self.api.wait_for_messages(self.user_id, before + count, timeout=10)
+        await self.api.wait_for_messages(self.user_id, before + count, timeout=STEP_TIMEOUT)
         return update
 
     async def type(self, text: str, count: int = 1) -> Any:
@@ -130,7 +180,7 @@ class Chat:
         message, data = self.find_button(label)
         edits = message.edits
         self.api.user_presses(self.user_id, message, data)
-        await self.api.wait_for(lambda: message.edits > edits, timeout=10)
+        await self.api.wait_for(lambda: message.edits > edits, timeout=STEP_TIMEOUT)
 
     def find_button(self, label: str) -> tuple[Any, str]:
         for message in reversed(self.seen()):

@@ -12,7 +12,7 @@ from bot.scheduling.periodic import plan_key_accounts, plan_routine
 from bot.services.followups import plan_followups, recompute_estimated
 from bot.services.merchants import add_merchant
 from bot.storage.models import FollowUp
-from tests.conftest import SHANGHAI
+from tests.conftest import SHANGHAI, holidays_known_until
 
 
 async def merchants(core: Core, count: int, key_every: int = 0) -> list[int]:
@@ -75,11 +75,12 @@ async def test_the_same_event_source_never_plans_twice(core: Core) -> None:
 async def test_estimated_follow_ups_get_real_dates_once_the_holiday_data_exists(core: Core) -> None:
     (merchant,) = await merchants(core, 1)
     resolved = datetime(2026, 12, 31, 16, 0, tzinfo=SHANGHAI)
+    without_2027 = WorkCalendar.from_policy(core.policy, source=holidays_known_until(2026))
     async with core.sessions() as session, session.begin():
         await plan_followups(
             session,
             core.policy,
-            core.calendar,
+            without_2027,
             merchant_id=merchant,
             event="repair-resolved",
             at=resolved,
@@ -90,7 +91,7 @@ async def test_estimated_follow_ups_get_real_dates_once_the_holiday_data_exists(
     assert guess.estimated and guess.send_at.astimezone(SHANGHAI).date() == date(2027, 1, 1)  # a Friday, on the guess
 
     def with_2027_data(day: date) -> bool:
-        # What a future chinesecalendar release will say: New Year's Day is a holiday.
+        # What a chinesecalendar release with 2027 in it says: New Year's Day is a holiday.
         return day.weekday() < 5 and day != date(2027, 1, 1)
 
     informed = WorkCalendar.from_policy(core.policy, source=with_2027_data)

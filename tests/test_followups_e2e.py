@@ -16,7 +16,7 @@ from bot.clock import FrozenClock
 from bot.storage.models import FollowUp, Merchant, Ticket
 from tests.conftest import SHANGHAI, STAFF_CHAT, linked_merchant
 from tests.fakes import FakeBotAPI
-from tests.telegram_harness import TOKEN, Chat, running_bot, telegram_settings
+from tests.telegram_harness import STEP_TIMEOUT, TOKEN, Chat, running_bot, telegram_settings
 
 STAFF_MEMBER = 900001
 SHOP = 616161
@@ -58,14 +58,14 @@ async def followups(core: Core) -> list[FollowUp]:
 async def staff_installs(api: FakeBotAPI, text: str) -> str:
     before = len(api.sent(STAFF_CHAT))
     api.member_sends_text(STAFF_CHAT, STAFF_MEMBER, text)
-    await api.wait_for_messages(STAFF_CHAT, before + 1, timeout=10)
+    await api.wait_for_messages(STAFF_CHAT, before + 1, timeout=STEP_TIMEOUT)
     return str(api.sent(STAFF_CHAT)[-1].text)
 
 
 async def test_installation_follow_up_arrives_on_the_next_working_morning_and_is_answered_on_time(
     api: FakeBotAPI, sqlite_url: str, monday_afternoon: FrozenClock
 ) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
+    async with running_bot(api, telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
         await shop(core)
         reply = await staff_installs(api, "/install AB123456 13812345678 P300 2026-11-23 15:00")
@@ -102,7 +102,7 @@ async def test_installation_follow_up_arrives_on_the_next_working_morning_and_is
 async def test_silence_brings_one_reminder_then_a_call_task_for_staff(
     api: FakeBotAPI, sqlite_url: str, monday_afternoon: FrozenClock
 ) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
+    async with running_bot(api, telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
         await installed_shop(api, core)
         monday_afternoon.set(shanghai(2026, 11, 24, 9, 0))
@@ -124,13 +124,13 @@ async def test_silence_brings_one_reminder_then_a_call_task_for_staff(
         before = len(api.sent(STAFF_CHAT))
         data = dict((t, d) for t, d in api.buttons(task))["📞 已联系上"]
         api.member_presses(STAFF_CHAT, STAFF_MEMBER, task, data)
-        await api.wait_for(lambda: task.edits == 1, timeout=10)
+        await api.wait_for(lambda: task.edits == 1, timeout=STEP_TIMEOUT)
         assert "Staff 900001" in str(task.text)  # the task now says who handled it, and has no buttons left
         assert api.buttons(task) == []
-        await api.wait_for_messages(STAFF_CHAT, before + 1, timeout=10)
+        await api.wait_for_messages(STAFF_CHAT, before + 1, timeout=STEP_TIMEOUT)
 
         api.member_sends_text(STAFF_CHAT, STAFF_MEMBER, "Shop owner says all fine, busy week", reply_to=task)
-        await api.wait_for_messages(STAFF_CHAT, before + 2, timeout=10)
+        await api.wait_for_messages(STAFF_CHAT, before + 2, timeout=STEP_TIMEOUT)
     first = (await followups(core))[0]
     assert (first.status, first.outcome, first.escalation_reason) == ("called", "reached", "no_answer")
     assert first.note is not None and "all fine" in first.note
@@ -140,7 +140,7 @@ async def test_silence_brings_one_reminder_then_a_call_task_for_staff(
 async def test_a_blocked_bot_marks_the_merchant_unreachable_and_escalates(
     api: FakeBotAPI, sqlite_url: str, monday_afternoon: FrozenClock
 ) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
+    async with running_bot(api, telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
         merchant_id = await installed_shop(api, core)
         api.block(SHOP)
@@ -158,7 +158,7 @@ async def test_a_blocked_bot_marks_the_merchant_unreachable_and_escalates(
 async def test_not_fixed_after_a_repair_reopens_the_ticket(
     api: FakeBotAPI, sqlite_url: str, monday_afternoon: FrozenClock
 ) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
+    async with running_bot(api, telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
         await shop(core)
         chat = Chat(api, SHOP)
@@ -184,7 +184,7 @@ async def test_not_fixed_after_a_repair_reopens_the_ticket(
         await chat.press("Skip")
         await chat.press("✅ Submit", count=2)
         assert "is open again" in chat.last_text
-        await api.wait_for(lambda: "重新打开" in str(api.sent(STAFF_CHAT)[-1].text), timeout=10)
+        await api.wait_for(lambda: "重新打开" in str(api.sent(STAFF_CHAT)[-1].text), timeout=STEP_TIMEOUT)
     async with core.sessions() as session:
         ticket = (await session.execute(select(Ticket))).scalar_one()
     assert ticket.status == "reopened"
@@ -193,7 +193,7 @@ async def test_not_fixed_after_a_repair_reopens_the_ticket(
 async def test_later_snoozes_and_stop_opts_out_of_routine_surveys_only(
     api: FakeBotAPI, sqlite_url: str, monday_afternoon: FrozenClock
 ) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
+    async with running_bot(api, telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
         await installed_shop(api, core)
         monday_afternoon.set(shanghai(2026, 11, 24, 18, 30))
@@ -208,7 +208,7 @@ async def test_later_snoozes_and_stop_opts_out_of_routine_surveys_only(
         await dispatch_due(core)
         await chat.press("🔕 Stop these surveys")
         assert "no more routine surveys" in chat.last_text
-        await api.wait_for(lambda: "退订" in str(api.sent(STAFF_CHAT)[-1].text), timeout=10)
+        await api.wait_for(lambda: "退订" in str(api.sent(STAFF_CHAT)[-1].text), timeout=STEP_TIMEOUT)
     statuses = {f.kind: f.status for f in await followups(core)}
     assert statuses == {"install_first": "cancelled", "install_second": "cancelled"}
 
@@ -216,7 +216,7 @@ async def test_later_snoozes_and_stop_opts_out_of_routine_surveys_only(
 async def test_install_is_refused_outside_the_staff_chat_and_changes_nothing(
     api: FakeBotAPI, sqlite_url: str, monday_afternoon: FrozenClock
 ) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
+    async with running_bot(api, telegram_settings(sqlite_url, api), monday_afternoon) as running:
         await shop(running.core)
         chat = Chat(api, SHOP)
         await chat.type("/install AB123456 13812345678")
@@ -234,7 +234,7 @@ async def test_install_is_refused_outside_the_staff_chat_and_changes_nothing(
 async def test_an_answer_after_the_window_counts_as_late(
     api: FakeBotAPI, sqlite_url: str, monday_afternoon: FrozenClock
 ) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api), monday_afternoon) as running:
+    async with running_bot(api, telegram_settings(sqlite_url, api), monday_afternoon) as running:
         core = running.core
         await installed_shop(api, core)
         monday_afternoon.set(shanghai(2026, 11, 24, 9, 0))

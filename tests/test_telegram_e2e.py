@@ -12,7 +12,18 @@ from bot.storage.db import create_engine, session_factory
 from bot.storage.models import Answer, Ticket
 from tests.conftest import STAFF_CHAT
 from tests.fakes import FakeBotAPI
-from tests.telegram_harness import MERCHANT, TOKEN, Chat, kill_hard, running_bot, spawn_bot, stop, telegram_settings
+from tests.telegram_harness import (
+    MERCHANT,
+    START_TIMEOUT,
+    STEP_TIMEOUT,
+    TOKEN,
+    Chat,
+    kill_hard,
+    running_bot,
+    spawn_bot,
+    stop,
+    telegram_settings,
+)
 
 
 @pytest.fixture
@@ -34,7 +45,7 @@ async def db_count(url: str, model: Any, *where: Any) -> int:
 
 async def test_merchant_reports_a_fault_through_telegram_and_staff_hear_of_it(api: FakeBotAPI, sqlite_url: str) -> None:
     settings = telegram_settings(sqlite_url, api)
-    async with running_bot(settings):
+    async with running_bot(api, settings):
         chat = Chat(api)
         await chat.type("/repair")
         assert "Which terminal has the problem?" in chat.last_text
@@ -43,7 +54,7 @@ async def test_merchant_reports_a_fault_through_telegram_and_staff_hear_of_it(ap
         await chat.press("Yes")
         await chat.type("no signal since this morning")
         api.user_sends_photo(MERCHANT)
-        await api.wait_for_messages(MERCHANT, len(chat.seen()) + 1, timeout=10)
+        await api.wait_for_messages(MERCHANT, len(chat.seen()) + 1, timeout=STEP_TIMEOUT)
         await chat.press("Done")
         assert "Please try these first:" in chat.last_text
         await chat.press("No")
@@ -52,7 +63,7 @@ async def test_merchant_reports_a_fault_through_telegram_and_staff_hear_of_it(ap
         assert "Please check your answers:" in chat.last_text
         await chat.press("✅ Submit")
         assert "Your ticket is R-2026-" in chat.last_text or "Your ticket is R-" in chat.last_text
-        await api.wait_for_messages(STAFF_CHAT, 1, timeout=10)
+        await api.wait_for_messages(STAFF_CHAT, 1, timeout=STEP_TIMEOUT)
 
     staff = api.sent(STAFF_CHAT)[-1].text
     assert "AB-778899" in staff and "138****5678" in staff and "13812345678" not in staff
@@ -63,7 +74,7 @@ async def test_merchant_reports_a_fault_through_telegram_and_staff_hear_of_it(ap
 
 
 async def test_the_same_update_delivered_twice_is_handled_once(api: FakeBotAPI, sqlite_url: str) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api)):
+    async with running_bot(api, telegram_settings(sqlite_url, api)):
         chat = Chat(api)
         await chat.type("/repair")
         update = await chat.type("AB123456")
@@ -75,14 +86,14 @@ async def test_the_same_update_delivered_twice_is_handled_once(api: FakeBotAPI, 
 
 
 async def test_two_quick_presses_of_one_button_store_one_answer(api: FakeBotAPI, sqlite_url: str) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api)):
+    async with running_bot(api, telegram_settings(sqlite_url, api)):
         chat = Chat(api)
         await chat.type("/repair")
         await chat.type("AB123456")
         message, data = chat.find_button("Printing")
         api.user_presses(MERCHANT, message, data)
         api.user_presses(MERCHANT, message, data)
-        await api.wait_for(lambda: len(api.callback_answers) >= 2, timeout=10)
+        await api.wait_for(lambda: len(api.callback_answers) >= 2, timeout=STEP_TIMEOUT)
     assert await db_count(sqlite_url, Answer, Answer.question_key == "category") == 1
     texts = [a.get("text") for a in api.callback_answers]
     assert "This question is closed." in texts
@@ -90,7 +101,7 @@ async def test_two_quick_presses_of_one_button_store_one_answer(api: FakeBotAPI,
 
 async def test_bad_input_gets_a_short_localized_answer_and_changes_nothing(api: FakeBotAPI, sqlite_url: str) -> None:
     api.add_user(515151, first_name="Li", language_code="zh-hans")
-    async with running_bot(telegram_settings(sqlite_url, api)):
+    async with running_bot(api, telegram_settings(sqlite_url, api)):
         chat = Chat(api, 515151)
         await chat.type("/repair")
         await chat.type("AB123456")
@@ -98,7 +109,7 @@ async def test_bad_input_gets_a_short_localized_answer_and_changes_nothing(api: 
         assert chat.last_text == "请点击上方的按钮作答。"
         before = len(chat.seen())
         api.user_sends_sticker(515151)
-        await api.wait_for_messages(515151, before + 1, timeout=10)
+        await api.wait_for_messages(515151, before + 1, timeout=STEP_TIMEOUT)
         assert chat.last_text == "请点击上方的按钮作答。"
         await chat.type("/nonsense")
         assert "/help" in chat.last_text
@@ -106,7 +117,7 @@ async def test_bad_input_gets_a_short_localized_answer_and_changes_nothing(api: 
 
 
 async def test_help_lists_the_commands_in_the_merchants_language(api: FakeBotAPI, sqlite_url: str) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api)):
+    async with running_bot(api, telegram_settings(sqlite_url, api)):
         chat = Chat(api)
         await chat.type("/help")
         for command in ("/repair", "/status", "/cancel", "/language"):
@@ -121,29 +132,29 @@ async def test_a_bot_killed_mid_dialogue_continues_at_the_same_step(
 ) -> None:
     settings = telegram_settings(sqlite_url, api)
     log = tmp_path / "bot.log"
-    process = spawn_bot(settings, log)
+    process = await spawn_bot(api, settings, log)
     try:
         chat = Chat(api)
         await chat.type("/repair")
         await chat.type("AB123456")
         await chat.press("Card reading")
         assert "Can you still take payments" in chat.last_text
-        kill_hard(process)
+        await kill_hard(process)
 
         # A press sent while the bot is down waits in Telegram's queue, as it would for real.
         message, data = chat.find_button("Yes")
         api.user_presses(MERCHANT, message, data)
         before = len(chat.seen())
-        process = spawn_bot(settings, log)
-        await api.wait_for_messages(MERCHANT, before + 1, timeout=30)
+        process = await spawn_bot(api, settings, log)
+        await api.wait_for_messages(MERCHANT, before + 1, timeout=STEP_TIMEOUT)
         assert "Please describe the problem" in chat.last_text
     finally:
-        stop(process)
+        await stop(process)
     assert await db_count(sqlite_url, Answer) == 3, log.read_text()
 
 
 async def test_an_unexpected_error_gets_an_apology_and_the_bot_carries_on(api: FakeBotAPI, sqlite_url: str) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api)) as running:
+    async with running_bot(api, telegram_settings(sqlite_url, api)) as running:
 
         async def broken(*_: Any) -> None:
             raise RuntimeError("the ticket printer caught fire")
@@ -184,7 +195,7 @@ async def test_webhook_mode_takes_updates_only_with_the_secret_token(api: FakeBo
     )
     bot_task = asyncio.create_task(run_telegram(settings))
     try:
-        await api.wait_for(lambda: api.webhook is not None, timeout=15)
+        await api.wait_for(lambda: api.webhook is not None, timeout=START_TIMEOUT)
         assert api.webhook == {"url": f"http://127.0.0.1:{port}/telegram", "secret_token": "s3cret-path-token"}
         await Chat(api).type("/help")  # the fake server POSTs the update with the secret header
         assert "/repair" in Chat(api).last_text

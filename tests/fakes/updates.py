@@ -38,6 +38,8 @@ class Updates(FakeCore):
         self._update_ids = itertools.count(1)
         self._allowed_updates: list[str] | None = None
         self._poll_generation = 0
+        # getUpdates requests taken, counted on arrival (a long poll is recorded only once answered): the bot polls
+        self.polls = 0
         self._poll_waiter: asyncio.Future[None] | None = None
         # Where updates go: None while the bot polls; set and cleared by setWebhook/deleteWebhook.
         self.webhook_url: str | None = None
@@ -53,6 +55,8 @@ class Updates(FakeCore):
             allowed = params.json("allowed_updates", "can't parse allowed_updates JSON object")
             self._allowed_updates = [str(kind) for kind in allowed] if isinstance(allowed, list) else None
         self._confirm(offset)
+        self.polls += 1
+        self._changed()
         # Only one long poll per bot: a newer getUpdates ends the one still waiting, which answers 409.
         self._poll_generation += 1
         generation = self._poll_generation
