@@ -14,7 +14,8 @@ from bot.app import Core
 from bot.channels.telegram import TelegramMessenger
 from bot.delivery.outbox import Outbox
 from bot.storage.models import OutboxMessage
-from tests.fakes import JSON, FakeBotAPI, Params
+from tests.fakes import FakeBotAPI
+from tests.fakes.wire import JSON, Params
 
 TOKEN = "123456:TEST-token"
 SHOP = 818181

@@ -27,6 +27,7 @@ from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, reminder_at
 from bot.i18n import Translator
 from bot.services.followups import escalation, invitation
+from bot.storage.group_commit import GroupCommit
 from bot.storage.models import Conversation, FollowUp, Merchant, OutboxMessage, Terminal
 
 log = logging.getLogger("posbot.dispatcher")
@@ -94,6 +95,7 @@ class FollowUpDispatcher:
         self.owner = uuid.uuid4().hex[:16]
         self._claims = itertools.count(1)
         self.stats = DispatcherStats()
+        self.records = GroupCommit(sessions)
 
     # ---- the job -------------------------------------------------------------------------------
 
@@ -227,14 +229,13 @@ class FollowUpDispatcher:
         return "sent"
 
     async def _finish(self, followup: FollowUp, **values: Any) -> bool:
-        """Record the result, but only while we still hold the lease."""
-        async with self.sessions() as session, session.begin():
-            result = await session.execute(
-                update(FollowUp)
-                .where(FollowUp.id == followup.id, FollowUp.lease_owner == followup.lease_owner)
-                .values(lease_until=None, **values)
-            )
-            return bool(result.rowcount)  # type: ignore[attr-defined]
+        """Record the result, but only while we still hold the lease (committed with the other senders')."""
+        recorded = await self.records.execute(
+            update(FollowUp)
+            .where(FollowUp.id == followup.id, FollowUp.lease_owner == followup.lease_owner)
+            .values(lease_until=None, **values)
+        )
+        return bool(recorded)
 
     async def _release(self, followup: FollowUp, retry_after: float) -> None:
         # Keep the lease a little longer instead of clearing it: that is the back-off.
