@@ -23,7 +23,7 @@ async def api() -> Any:
 
 async def test_a_press_too_old_to_answer_still_gets_its_reply_at_once(api: FakeBotAPI, sqlite_url: str) -> None:
     # No scheduler runs here: a reply that waited for the periodic outbox job would never come.
-    async with running_bot(telegram_settings(sqlite_url, api)):
+    async with running_bot(api, telegram_settings(sqlite_url, api)):
         chat = Chat(api)
         await chat.type("/repair")
         await chat.type("AB123456")
@@ -39,7 +39,7 @@ FORGED = ["d:²:_skip", "fu:١:start", "st:99999999999:reached", "zz:1", "lang:f
 
 
 async def test_forged_presses_are_answered_and_change_nothing(api: FakeBotAPI, sqlite_url: str) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api)):
+    async with running_bot(api, telegram_settings(sqlite_url, api)):
         chat = Chat(api)
         await chat.type("/repair")
         question = chat.seen()[-1]
@@ -58,7 +58,7 @@ async def test_forged_presses_are_answered_and_change_nothing(api: FakeBotAPI, s
 
 
 async def test_presses_in_the_staff_group_that_no_router_takes_are_answered(api: FakeBotAPI, sqlite_url: str) -> None:
-    async with running_bot(telegram_settings(sqlite_url, api)):
+    async with running_bot(api, telegram_settings(sqlite_url, api)):
         api.group_member_sends_text(STAFF_CHAT, 900001, "/install")
         await api.wait_for_messages(STAFF_CHAT, 1, timeout=10)
         reply = api.sent(STAFF_CHAT)[-1]

@@ -94,6 +94,9 @@ class FollowUpDispatcher:
         self.concurrency_limit = concurrency
         self.owner = uuid.uuid4().hex[:16]
         self._claims = itertools.count(1)
+        # Rows this instance claimed and has not finished with: never claimed again by it, even once their
+        # lease has run out, so a send still being recorded is not made a second time.
+        self._holding: set[int] = set()
         self.stats = DispatcherStats()
         self.records = GroupCommit(sessions)
 
@@ -154,7 +157,8 @@ class FollowUpDispatcher:
             order = FollowUp.send_at
         token = f"{self.owner}:{next(self._claims)}"
         async with self.sessions() as session, session.begin():
-            chosen = select(FollowUp.id).where(waiting, lease_free).order_by(order).limit(limit)
+            chosen = select(FollowUp.id).where(waiting, lease_free, FollowUp.id.not_in(self._holding))
+            chosen = chosen.order_by(order).limit(limit)
             if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
                 chosen = chosen.with_for_update(skip_locked=True)
             await session.execute(
@@ -172,9 +176,11 @@ class FollowUpDispatcher:
                 .where(waiting, FollowUp.lease_owner == token)
                 .order_by(order)
             )
-            return [
+            claimed = [
                 Claimed(f, m, locale or m.locale or self.default_locale, serial) for f, m, locale, serial in rows.all()
             ]
+        self._holding.update(c.followup.id for c in claimed)
+        return claimed
 
     async def _guarded(self, claimed: Claimed, reminder: bool) -> str:
         try:
@@ -182,6 +188,8 @@ class FollowUpDispatcher:
         except Exception:
             log.exception("follow-up %s could not be dispatched", claimed.followup.id)
             return "error"
+        finally:
+            self._holding.discard(claimed.followup.id)
 
     async def _send(self, claimed: Claimed, reminder: bool) -> str:
         followup, merchant = claimed.followup, claimed.merchant
