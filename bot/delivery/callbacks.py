@@ -37,12 +37,11 @@ class CallbackData:
 
     def pack(self) -> str:
         """The data to put on a button; refuses what Telegram or `unpack` would not take back."""
-        hints = get_type_hints(type(self))
-        names = [f.name for f in fields(self)]  # type: ignore[arg-type]
+        spec = _spec(type(self))
         parts = [self.prefix]
-        for index, name in enumerate(names):
+        for index, (name, hint) in enumerate(spec):
             value = getattr(self, name)
-            text = _encode(hints[name], value, last=index == len(names) - 1)
+            text = _encode(hint, value, last=index == len(spec) - 1)
             if text is None:
                 raise ValueError(f"{type(self).__name__}.{name}: {value!r} cannot be sent as callback data")
             parts.append(text)
@@ -60,18 +59,29 @@ def unpack(data: str | None) -> CallbackData | None:
     kind = CallbackData._kinds.get(prefix)
     if kind is None:
         return None
-    hints = get_type_hints(kind)
-    names = [f.name for f in fields(kind)]  # type: ignore[arg-type]
-    raw = rest.split(":", len(names) - 1) if names else []
-    if len(raw) != len(names) or (not names and rest):
+    spec = _spec(kind)
+    raw = rest.split(":", len(spec) - 1) if spec else []
+    if len(raw) != len(spec) or (not spec and rest):
         return None
     values = {}
-    for index, (name, text) in enumerate(zip(names, raw, strict=True)):
-        value = _decode(hints[name], text, last=index == len(names) - 1)
+    for index, ((name, hint), text) in enumerate(zip(spec, raw, strict=True)):
+        value = _decode(hint, text, last=index == len(spec) - 1)
         if value is None:
             return None
         values[name] = value
     return kind(**values)
+
+
+_SPECS: dict[type[CallbackData], tuple[tuple[str, Any], ...]] = {}
+
+
+def _spec(kind: type[CallbackData]) -> tuple[tuple[str, Any], ...]:
+    """Each field's name and type, in wire order (read once per kind: resolving hints is slow)."""
+    spec = _SPECS.get(kind)
+    if spec is None:
+        hints = get_type_hints(kind)
+        spec = _SPECS[kind] = tuple((f.name, hints[f.name]) for f in fields(kind))  # type: ignore[arg-type]
+    return spec
 
 
 def _encode(hint: Any, value: Any, *, last: bool) -> str | None:

@@ -15,10 +15,11 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from functools import cache
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
@@ -238,12 +239,11 @@ class FollowUpDispatcher:
 
     async def _finish(self, followup: FollowUp, **values: Any) -> bool:
         """Record the result, but only while we still hold the lease (committed with the other senders')."""
-        recorded = await self.records.execute(
-            update(FollowUp)
-            .where(FollowUp.id == followup.id, FollowUp.lease_owner == followup.lease_owner)
-            .values(lease_until=None, **values)
+        params = {f"v_{name}": value for name, value in values.items()}
+        statement = _finish_statement(tuple(sorted(values)))
+        return bool(
+            await self.records.execute(statement, {"f_id": followup.id, "f_owner": followup.lease_owner, **params})
         )
-        return bool(recorded)
 
     async def _release(self, followup: FollowUp, retry_after: float) -> None:
         # Keep the lease a little longer instead of clearing it: that is the back-off.
@@ -346,3 +346,14 @@ class FollowUpDispatcher:
         for followup_id in ids:
             escalated += (await self._escalate(followup_id, "no_answer")) == "escalated"
         return escalated
+
+
+@cache
+def _finish_statement(columns: tuple[str, ...]) -> Update:
+    """Recording a result, built once per set of columns: building statements cost more than running them."""
+    table = cast(Table, FollowUp.__table__)
+    return (
+        update(table)
+        .where(table.c.id == bindparam("f_id"), table.c.lease_owner == bindparam("f_owner"))
+        .values(lease_until=None, **{name: bindparam(f"v_{name}") for name in columns})
+    )

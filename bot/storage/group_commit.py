@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
@@ -19,6 +20,7 @@ from sqlalchemy.sql.dml import UpdateBase
 @dataclass
 class _Write:
     statement: UpdateBase
+    params: dict[str, Any] | None
     done: asyncio.Future[int] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -29,9 +31,12 @@ class GroupCommit:
         self._committer: asyncio.Task[None] | None = None
         self.transactions = 0  # how many commits the writes took, for benchmarks
 
-    async def execute(self, statement: UpdateBase) -> int:
-        """Run `statement` in the next shared transaction; its row count once that has committed."""
-        write = _Write(statement)
+    async def execute(self, statement: UpdateBase, params: dict[str, Any] | None = None) -> int:
+        """Run `statement` (with `params` for its bind parameters) in the next shared transaction.
+
+        Returns its row count once that transaction has committed.
+        """
+        write = _Write(statement, params)
         self._waiting.append(write)
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_all())
@@ -55,7 +60,7 @@ class GroupCommit:
         counts = []
         async with self.sessions() as session, session.begin():
             for write in batch:
-                result = await session.execute(write.statement)
+                result = await session.execute(write.statement, write.params)
                 counts.append(int(result.rowcount))  # type: ignore[attr-defined]
         self.transactions += 1
         return counts
