@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 
 from bot.app import Core, build_core, make_bot, make_dispatcher
 from bot.channels.telegram import TelegramMessenger
@@ -192,3 +194,13 @@ class Chat:
     @property
     def last_text(self) -> str:
         return str(self.seen()[-1].text)
+
+
+@asynccontextmanager
+async def telegram_messenger(api: FakeBotAPI, per_second: float = 1000) -> AsyncIterator[TelegramMessenger]:
+    """The production messenger, talking to the fake server."""
+    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
+    try:
+        yield TelegramMessenger(bot, per_second=per_second)
+    finally:
+        await bot.session.close()

@@ -62,21 +62,11 @@ async def until(condition: Callable[[], Awaitable[bool]], timeout: float, what: 
 
 
 def dispatcher_for(api: FakeBotAPI, url: str, clock: Any, **options: Any) -> tuple[FollowUpDispatcher, Any, Any]:
-    settings = telegram_settings(url, api)
-    bot = make_bot(settings)
-    engine = create_engine(url)
+    bot = make_bot(telegram_settings(url, api))
     messenger = TelegramMessenger(
         bot, per_second=options.pop("per_second", 2000), request_timeout=options.pop("timeout", 15)
     )
-    dispatcher = FollowUpDispatcher(
-        session_factory(engine),
-        messenger,
-        clock,
-        POLICY,
-        WorkCalendar.from_policy(POLICY),
-        staff_chat_id=None,
-        **options,
-    )
+    dispatcher, engine = local_dispatcher(url, messenger, clock, **options)
     return dispatcher, bot, engine
 
 

@@ -6,9 +6,6 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import select
 
 from bot.app import Core
@@ -19,6 +16,7 @@ from bot.scheduling.periodic import plan_key_accounts, plan_routine
 from bot.storage.models import Conversation, FollowUp, Merchant
 from tests.conftest import STAFF_CHAT, linked_merchant
 from tests.fakes import FakeBotAPI
+from tests.telegram_harness import telegram_messenger
 
 TOKEN = "123456:TEST-token"
 SHOP = 717171
@@ -34,11 +32,8 @@ async def api() -> AsyncIterator[FakeBotAPI]:
 
 @pytest.fixture
 async def telegram(api: FakeBotAPI) -> AsyncIterator[TelegramMessenger]:
-    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
-    try:
-        yield TelegramMessenger(bot, per_second=1000)
-    finally:
-        await bot.session.close()
+    async with telegram_messenger(api) as messenger:
+        yield messenger
 
 
 def dispatcher_for(core: Core, messenger: Any) -> FollowUpDispatcher:

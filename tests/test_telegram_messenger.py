@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
-from aiogram.client.telegram import TelegramAPIServer
 from sqlalchemy import select
 
 from bot.app import Core
@@ -16,6 +13,7 @@ from bot.delivery.outbox import Outbox
 from bot.storage.models import OutboxMessage
 from tests.fakes import FakeBotAPI
 from tests.fakes.wire import JSON, Params
+from tests.telegram_harness import telegram_messenger
 
 TOKEN = "123456:TEST-token"
 SHOP = 818181
@@ -42,11 +40,8 @@ async def api() -> AsyncIterator[FakeBotAPI]:
 
 @pytest.fixture
 async def telegram(api: FakeBotAPI) -> AsyncIterator[TelegramMessenger]:
-    bot = Bot(TOKEN, session=AiohttpSession(api=TelegramAPIServer.from_base(api.base_url)))
-    try:
-        yield TelegramMessenger(bot, per_second=1000)
-    finally:
-        await bot.session.close()
+    async with telegram_messenger(api) as messenger:
+        yield messenger
 
 
 async def test_an_edit_telegram_acknowledges_with_true_is_sent_once(
