@@ -54,7 +54,7 @@ def test_a_repair_report_completed_in_the_terminal_leaves_a_ticket_and_a_staff_n
     assert "138****5678" in result.stdout
     with sqlite3.connect(database) as db:
         rows = db.execute("select serial, status, severity from tickets").fetchall()
-    assert rows == [("AB123456", "open", "high")]
+    assert rows == [("AB123456", "new", "urgent")]
 
 
 def test_run_without_a_token_says_so_in_one_line_and_opens_the_terminal_chat(tmp_path: Path) -> None:

@@ -112,7 +112,7 @@ async def test_repair_report_with_onsite_visit_creates_ticket_answers_and_notifi
         submission = (await session.execute(select(Submission))).scalar_one()
         attachments = list((await session.execute(select(Attachment))).scalars())
     assert ticket.number == f"R-2026-{ticket.id:06d}"
-    assert (ticket.status, ticket.category, ticket.severity, ticket.unverified) == ("open", "printing", "high", False)
+    assert (ticket.status, ticket.category, ticket.severity, ticket.unverified) == ("new", "printing", "urgent", False)
     assert ticket.contact_phone == "+8613812345678"
     assert answers["fixed"] is False and answers["category"] == "printing"
     assert answers["visit_time"] == "2026-11-25T10:00:00+08:00"

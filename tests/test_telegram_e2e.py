@@ -67,7 +67,7 @@ async def test_merchant_reports_a_fault_through_telegram_and_staff_hear_of_it(ap
 
     staff = api.sent(STAFF_CHAT)[-1].text
     assert "AB-778899" in staff and "138****5678" in staff and "13812345678" not in staff
-    assert await db_count(sqlite_url, Ticket, Ticket.serial == "AB-778899", Ticket.status == "open") == 1
+    assert await db_count(sqlite_url, Ticket, Ticket.serial == "AB-778899", Ticket.status == "new") == 1
     assert await db_count(sqlite_url, Answer, Answer.question_key == "category") == 1
     # Every press was answered, so no button kept spinning.
     assert len(api.callback_answers) >= 6

@@ -199,6 +199,6 @@ async def open_tickets_of(session: AsyncSession, user_id: int, merchant_id: int 
     if merchant_id is not None:
         condition = condition | (Ticket.merchant_id == merchant_id)
     rows = await session.execute(
-        select(Ticket).where(condition, Ticket.status.in_(("open", "in_progress", "reopened"))).order_by(Ticket.id)
+        select(Ticket).where(condition, Ticket.status.notin_(("resolved", "closed"))).order_by(Ticket.id)
     )
     return list(rows.scalars())

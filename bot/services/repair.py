@@ -53,7 +53,7 @@ class RepairReports:
         visit = answers.get("visit_time")
         ticket = Ticket(
             kind="repair",
-            status="resolved" if fixed else "open",
+            status="resolved" if fixed else "new",
             merchant_id=merchant.id if merchant else None,
             telegram_user_id=turn.conversation.telegram_user_id,
             terminal_id=terminal.id if terminal else None,
@@ -62,7 +62,7 @@ class RepairReports:
             # that is not on this merchant's books.
             unverified=merchant is None or terminal is None or terminal.merchant_id != merchant.id,
             category=answers.get("category"),
-            severity="normal" if answers.get("can_take_payments", True) else "high",
+            severity="normal" if answers.get("can_take_payments", True) else "urgent",
             description=answers.get("description"),
             contact_phone=answers.get("phone"),
             preferred_visit_at=datetime.fromisoformat(visit) if visit else None,
@@ -146,7 +146,7 @@ class RepairReports:
                     "serial": ticket.serial or none,
                     "category": describe(form, form.step("category"), ticket.category),
                     "can_pay": describe(form, form.step("can_take_payments"), answers.get("can_take_payments")),
-                    "urgent": Text("staff.urgent") if ticket.severity == "high" else "",
+                    "urgent": Text("staff.urgent") if ticket.severity == "urgent" else "",
                     "description": ticket.description or none,
                     "photos": len(photos) if photos else 0,
                     "visit": visit.astimezone(self.zone).strftime("%Y-%m-%d %H:%M") if visit else none,

@@ -81,8 +81,11 @@ class Staff(Base):
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     telegram_user_id: Mapped[int] = mapped_column(BigInteger, unique=True)
     name: Mapped[str] = mapped_column(String(100))
+    # service (customer service) | aftersales | sales | supervisor: routes work and limits it.
     role: Mapped[str] = mapped_column(String(20), default="service")
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    added_by: Mapped[int | None] = mapped_column(BigInteger)  # the admin's Telegram id
+    added_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class Ticket(Base):
@@ -90,7 +93,9 @@ class Ticket(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
-    kind: Mapped[str] = mapped_column(String(12))  # repair | complaint
+    kind: Mapped[str] = mapped_column(String(12))  # repair | complaint | finding | enquiry
+    # The lifecycle of bot/domain/cases.py: new | taken | visit_scheduled | in_progress |
+    # waiting_parts | resolved | closed | reopened.
     status: Mapped[str] = mapped_column(String(16), index=True)
     merchant_id: Mapped[int | None] = mapped_column(ForeignKey("merchants.id"), index=True)
     telegram_user_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
@@ -98,18 +103,38 @@ class Ticket(Base):
     serial: Mapped[str | None] = mapped_column(String(32))
     unverified: Mapped[bool] = mapped_column(Boolean, default=False)
     category: Mapped[str | None] = mapped_column(String(32))
-    severity: Mapped[str] = mapped_column(String(10), default="normal")
+    severity: Mapped[str] = mapped_column(String(10), default="normal")  # urgent | partial | normal
+    role: Mapped[str | None] = mapped_column(String(20))  # the role the case is routed to
     description: Mapped[str | None] = mapped_column(Text)
     contact_phone: Mapped[str | None] = mapped_column(String(20))
     preferred_visit_at: Mapped[datetime | None] = mapped_column(Timestamp)
-    sla_due_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    # Deadlines from the policy's SLA, on the working-day calendar; each warning and breach is
+    # stamped once, so a restarted watcher never repeats them.
+    respond_due_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    sla_due_at: Mapped[datetime | None] = mapped_column(Timestamp)  # resolve by
+    respond_warned_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    respond_breached_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    resolve_warned_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    resolve_breached_at: Mapped[datetime | None] = mapped_column(Timestamp)
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id"))
     first_response_at: Mapped[datetime | None] = mapped_column(Timestamp)
     resolution_method: Mapped[str | None] = mapped_column(String(16))  # remote | onsite
+    visit_at: Mapped[datetime | None] = mapped_column(Timestamp)  # the appointment offered or agreed
+    visit_state: Mapped[str | None] = mapped_column(String(12))  # proposed | confirmed | declined
+    work_done: Mapped[str | None] = mapped_column(Text)
+    parts_replaced: Mapped[str | None] = mapped_column(Text)
+    resolution_note: Mapped[str | None] = mapped_column(Text)
+    reopen_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The case message in the staff group, edited in place: the outbox row that says it.
+    case_outbox_id: Mapped[int | None] = mapped_column(Id)
+    # A survey finding's origin and the answer it quotes.
+    followup_id: Mapped[int | None] = mapped_column(Id, index=True)
+    quote: Mapped[str | None] = mapped_column(Text)
     # No foreign key: submissions -> followups -> tickets already point the other way round.
     submission_id: Mapped[int | None] = mapped_column(Id, index=True)
     created_at: Mapped[datetime] = mapped_column(Timestamp)
     resolved_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    closed_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
 
 class TicketEvent(Base):
@@ -138,6 +163,9 @@ class Submission(Base):
     followup_id: Mapped[int | None] = mapped_column(ForeignKey("followups.id"))
     status: Mapped[str] = mapped_column(String(12))  # in_progress | submitted | cancelled | abandoned
     locale: Mapped[str] = mapped_column(String(8))
+    # How the answers came: "chat" (the merchant in Telegram) or "phone" (staff recording a call).
+    method: Mapped[str] = mapped_column(String(10), default="chat")
+    operator_id: Mapped[int | None] = mapped_column(BigInteger)  # the staff member who recorded it
     started_at: Mapped[datetime] = mapped_column(Timestamp)
     finished_at: Mapped[datetime | None] = mapped_column(Timestamp)
 
@@ -199,7 +227,22 @@ class FollowUp(Base):
     escalated_at: Mapped[datetime | None] = mapped_column(Timestamp)
     outcome: Mapped[str | None] = mapped_column(String(20))
     note: Mapped[str | None] = mapped_column(Text)
+    handled_by: Mapped[int | None] = mapped_column(BigInteger)  # the staff member's Telegram id
+    method: Mapped[str | None] = mapped_column(String(10))  # chat | phone, once completed
     created_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class StaffAudit(Base):
+    """Who did something sensitive, or tried to: refused staff actions, phone numbers revealed."""
+
+    __tablename__ = "staff_audit"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    at: Mapped[datetime] = mapped_column(Timestamp)
+    telegram_user_id: Mapped[int] = mapped_column(BigInteger, index=True)
+    action: Mapped[str] = mapped_column(String(32))  # refused | phone_revealed | staff_added | ...
+    subject: Mapped[str | None] = mapped_column(String(40))  # ticket:12 | followup:5 | command:/open
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class OutboxMessage(Base):
