@@ -50,6 +50,7 @@ from bot.services.preferences import Preferences
 from bot.services.registry import Registry
 from bot.services.repair import RepairReports
 from bot.services.staff import StaffDesk
+from bot.services.team import Team
 from bot.services.turn import StaffChat
 from bot.services.updates import Updates
 from bot.storage.db import create_engine, session_factory, upgrade_async
@@ -108,16 +109,10 @@ async def build_core(
     dialogues = Dialogues(forms, registry, settings.abandon_after)
     repairs = RepairReports(dialogues, zone)
     repairs.on_resolved.append(plan_after_resolution(policy, calendar))
-    desk = StaffDesk(
-        updates,
-        policy,
-        calendar,
-        staff_chat_id=staff_chat,
-        admin_ids=settings.admin_ids,
-        locale=settings.default_locale,
-        zone=zone,
-    )
+    team = Team(updates, settings.admin_ids, settings.default_locale)
+    desk = StaffDesk(updates, team, policy, calendar, locale=settings.default_locale, zone=zone)
     for capability in (
+        team,
         dialogues,
         Preferences(dialogues, settings.default_locale),
         MerchantIdentity(dialogues, zone),

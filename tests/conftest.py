@@ -225,3 +225,11 @@ async def linked_merchant(
             )
         )
         return merchant.id
+
+
+async def add_staff(core: Core, user_id: int, role: str = "service", name: str | None = None) -> None:
+    """A staff member, as an admin's `/staff add` would have made them."""
+    from bot.storage.models import Staff
+
+    async with core.sessions() as session, session.begin():
+        session.add(Staff(telegram_user_id=user_id, name=name or f"staff {user_id}", role=role, active=True))

@@ -13,12 +13,13 @@ from sqlalchemy import select
 
 from bot.app import Core, dispatch_due
 from bot.clock import FrozenClock
-from bot.storage.models import FollowUp, Merchant, Ticket
-from tests.conftest import SHANGHAI, STAFF_CHAT, linked_merchant
+from bot.storage.models import FollowUp, Merchant, StaffAudit, Ticket
+from tests.conftest import SHANGHAI, STAFF_CHAT, add_staff, linked_merchant
 from tests.fakes import FakeBotAPI
 from tests.telegram_harness import STEP_TIMEOUT, TOKEN, Chat, running_bot, telegram_settings
 
 STAFF_MEMBER = 900001
+GROUP_MEMBER = 900002  # in the staff group, but nobody made them staff
 SHOP = 616161
 
 
@@ -30,7 +31,7 @@ def shanghai(*parts: int) -> datetime:
 async def api() -> Any:
     async with FakeBotAPI(token=TOKEN) as server:
         server.add_user(SHOP, first_name="Zhang", language_code="en")
-        server.add_group(STAFF_CHAT, title="After-sales staff", members=[STAFF_MEMBER])
+        server.add_group(STAFF_CHAT, title="After-sales staff", members=[STAFF_MEMBER, GROUP_MEMBER])
         yield server
 
 
@@ -40,6 +41,8 @@ def monday_afternoon() -> FrozenClock:
 
 
 async def shop(core: Core, user_id: int = SHOP, phone: str = "13812345678") -> int:
+    """Golden Dumplings, and the sales colleague in the staff group who installs for them."""
+    await add_staff(core, STAFF_MEMBER, "sales")
     return await linked_merchant(core, user_id, name="Golden Dumplings", phone=phone)
 
 
@@ -220,8 +223,16 @@ async def test_install_is_refused_outside_the_staff_chat_and_changes_nothing(
         await shop(running.core)
         chat = Chat(api, SHOP)
         await chat.type("/install AB123456 13812345678")
-        assert chat.last_text == "This command is for staff only."
+        assert chat.last_text == "Only staff can do this."
+        # Being in the staff group grants nothing by itself.
+        before = len(api.sent(STAFF_CHAT))
+        api.member_sends_text(STAFF_CHAT, GROUP_MEMBER, "/install AB123456 13812345678")
+        await api.wait_for_messages(STAFF_CHAT, before + 1, timeout=STEP_TIMEOUT)
+        assert api.sent(STAFF_CHAT)[-1].text == "仅限员工操作。"
         assert await followups(running.core) == []
+        async with running.core.sessions() as session:
+            refused = (await session.execute(select(StaffAudit.telegram_user_id, StaffAudit.action))).all()
+        assert sorted(refused) == [(SHOP, "refused"), (GROUP_MEMBER, "refused")]
         reply = await staff_installs(api, "/install AB123456 13812345678 P300 2026-11-23 15:00")
         assert "已登记" in reply
         again = await staff_installs(api, "/install AB123456 13812345678 P300 2026-11-23 15:00")

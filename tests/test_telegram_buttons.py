@@ -53,7 +53,7 @@ async def test_forged_presses_are_answered_and_change_nothing(api: FakeBotAPI, s
     notes = [a.get("text") for a in api.callback_answers]
     # Undecodable data is "no longer valid"; a real staff button pressed by a merchant is refused,
     # in the merchant's language.
-    assert notes == ["This button is no longer valid."] * len(FORGED) + ["This command is for staff only."]
+    assert notes == ["This button is no longer valid."] * len(FORGED) + ["Only staff can do this."]
     assert not [m for m in api.sent(MERCHANT) if "something went wrong" in (m.text or "")]
 
 

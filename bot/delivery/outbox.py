@@ -24,8 +24,9 @@ from bot.storage.models import OutboxMessage
 log = logging.getLogger("posbot.outbox")
 
 UnreachableHook = Callable[[OutboxMessage], Awaitable[None]]
-# Stops a pressed button's spinner, with a short note or none (answerCallbackQuery).
-AnswerButton = Callable[[str | None], Awaitable[object]]
+# Stops a pressed button's spinner, with a short note or none, as an alert when `show_alert`
+# (answerCallbackQuery).
+AnswerButton = Callable[..., Awaitable[object]]
 MAX_ATTEMPTS = 8
 
 
@@ -90,7 +91,10 @@ class Outbox:
         """
         if answer is not None:
             try:
-                await answer(outcome.callback_text)
+                if outcome.alert:
+                    await answer(outcome.callback_text, show_alert=True)
+                else:
+                    await answer(outcome.callback_text)
             except Exception as exc:
                 log.info("a button press could not be answered (%s); the replies go out anyway", type(exc).__name__)
         return await self.deliver(outcome.outbox_ids)

@@ -12,3 +12,4 @@ class Outcome:
     outbox_ids: list[int] = field(default_factory=list)
     callback_text: str | None = None
     duplicate: bool = False  # the update was handled before (a redelivery): nothing was done again
+    alert: bool = False  # the note must be read (a refusal): shown as an alert, not a passing toast

@@ -19,8 +19,23 @@ from bot.services.staff import StaffDesk
 from bot.services.turn import StaffAction
 
 
-def _action(update: Update, chat_id: int, user: Any, message_id: int | None = None) -> StaffAction:
-    return StaffAction(update.update_id, chat_id, user.id, user.full_name, message_id, user.language_code)
+def _action(
+    update: Update, chat_id: int, user: Any, message_id: int | None = None, message: Message | None = None
+) -> StaffAction:
+    replied = message.reply_to_message if message is not None else None
+    author = replied.from_user if replied is not None else None
+    return StaffAction(
+        update.update_id,
+        chat_id,
+        user.id,
+        user.full_name,
+        message_id,
+        user.language_code,
+        reply_to_user_id=author.id if author is not None and not author.is_bot else None,
+        reply_to_user_name=author.full_name if author is not None else None,
+        reply_to_message_id=replied.message_id if replied is not None else None,
+        private=message is not None and message.chat.type == "private",
+    )
 
 
 def make_router(registry: Registry) -> Router:
@@ -30,7 +45,7 @@ def make_router(registry: Registry) -> Router:
         if message.from_user is None:
             return
         handler = registry.staff_commands[command.command.lower()]
-        action = _action(event_update, message.chat.id, message.from_user)
+        action = _action(event_update, message.chat.id, message.from_user, message.message_id, message)
         await outbox.hand_over(await handler(action, command.args or ""))
 
     def staff_button(query: CallbackQuery) -> dict[str, Any] | bool:

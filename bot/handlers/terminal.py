@@ -57,7 +57,7 @@ class TerminalChat:
     async def say(self, line: str) -> None:
         await self.outbox.hand_over(await self.service.handle(self.incoming(line)), self._show_note)
 
-    async def _show_note(self, note: str | None) -> None:
+    async def _show_note(self, note: str | None, show_alert: bool = False) -> None:
         """What Telegram would show on a pressed button, printed in brackets."""
         if note:
             self.messenger.out.write(f"({note})\n\n")

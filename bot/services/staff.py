@@ -1,8 +1,7 @@
 """The staff group's side: /install, and recording how a follow-up call went.
 
-Only the staff chat's members (anyone who can post there) and `ADMIN_IDS` may act;
-anyone else is refused and nothing changes. Every action is one transaction with
-its update id, like the merchants' side.
+Only staff (`bot/services/team.py`) may act; anyone else is refused and nothing
+changes. Every action is one transaction with its update id, like the merchants' side.
 """
 
 from __future__ import annotations
@@ -18,10 +17,11 @@ from bot.delivery.callbacks import CallOutcome
 from bot.delivery.outcome import Outcome
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy
-from bot.i18n import Translator, locale_for
+from bot.i18n import Translator
 from bot.services.installations import InstallationError, parse_install_args, register_installation
 from bot.services.registry import Registry
 from bot.services.render import text_payload
+from bot.services.team import Member, Team
 from bot.services.turn import StaffAction
 from bot.services.updates import Updates, UpdateWork
 from bot.storage.models import FollowUp, Merchant, OutboxMessage
@@ -33,32 +33,23 @@ class StaffDesk:
     def __init__(
         self,
         updates: Updates,
+        team: Team,
         policy: FollowUpPolicy,
         calendar: WorkCalendar,
         *,
-        staff_chat_id: int | None,
-        admin_ids: frozenset[int] = frozenset(),
         locale: str = "zh_CN",
         zone: ZoneInfo | None = None,
     ) -> None:
         self.updates = updates
+        self.team = team
         self.policy = policy
         self.calendar = calendar
-        self.staff_chat_id = staff_chat_id
-        self.admin_ids = admin_ids
         self.t = Translator(locale)
         self.zone = zone or ZoneInfo(policy.timezone)
 
     def register(self, registry: Registry) -> None:
-        registry.staff_command("install", self.install)
-        registry.staff_button(CallOutcome, self.record_call)
-
-    def allowed(self, action: StaffAction) -> bool:
-        return action.chat_id == self.staff_chat_id or action.user_id in self.admin_ids
-
-    def _refusal(self, action: StaffAction) -> str:
-        """Said in the person's own language: they are not in the staff group."""
-        return Translator(locale_for(action.language_code, self.t.locale))("install.not_staff")
+        registry.staff_command("install", self.team.command(self.install))
+        registry.staff_button(CallOutcome, self.team.button(self.record_call))
 
     def _reply(self, work: UpdateWork, action: StaffAction, text: str, **extra: Any) -> None:
         payload = text_payload(text)
@@ -67,81 +58,60 @@ class StaffDesk:
 
     # ---- /install ----------------------------------------------------------------------------------
 
-    async def install(self, action: StaffAction, args: str) -> Outcome:
-        if not self.allowed(action):
-            return await self._refuse(action)
-
-        async def work(done: UpdateWork) -> None:
-            try:
-                request = parse_install_args(args, self.zone, done.now)
-                installed = await register_installation(done.session, request, self.policy, self.calendar, done.now)
-            except InstallationError as exc:
-                self._reply(done, action, self.t(exc.key, **exc.params))
-                return
-            dates = ", ".join(
-                f.send_at.astimezone(self.zone).strftime("%m-%d") for f in installed.plan.created
-            ) or self.t("staff.none")
-            key = "install.done" if installed.changed else "install.already"
-            self._reply(
-                done,
-                action,
-                self.t(key, serial=installed.terminal.serial, merchant=installed.merchant.name, dates=dates),
-            )
-
-        return await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
-
-    async def _refuse(self, action: StaffAction) -> Outcome:
-        log.warning("user %s tried a staff action outside the staff chat", action.user_id)
-        refusal = self._refusal(action)
-
-        async def work(done: UpdateWork) -> None:
-            done.say(action.chat_id, text_payload(refusal))
-
-        return await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
+    async def install(self, done: UpdateWork, action: StaffAction, member: Member, args: str) -> None:
+        try:
+            request = parse_install_args(args, self.zone, done.now)
+            installed = await register_installation(done.session, request, self.policy, self.calendar, done.now)
+        except InstallationError as exc:
+            self._reply(done, action, self.t(exc.key, **exc.params))
+            return
+        dates = ", ".join(f.send_at.astimezone(self.zone).strftime("%m-%d") for f in installed.plan.created) or self.t(
+            "staff.none"
+        )
+        key = "install.done" if installed.changed else "install.already"
+        self._reply(
+            done,
+            action,
+            self.t(key, serial=installed.terminal.serial, merchant=installed.merchant.name, dates=dates),
+        )
 
     # ---- follow-up call outcomes ---------------------------------------------------------------------
 
-    async def record_call(self, action: StaffAction, data: CallOutcome) -> Outcome:
+    async def record_call(self, done: UpdateWork, action: StaffAction, member: Member, data: CallOutcome) -> None:
         """A staff member pressed "reached" or "not reached" on an escalation."""
-        if not self.allowed(action):
-            log.warning("user %s pressed a staff button outside the staff chat", action.user_id)
-            return Outcome(callback_text=self._refusal(action))
-
-        async def work(done: UpdateWork) -> None:
-            followup = await done.session.get(FollowUp, data.followup_id)
-            if followup is None or followup.status not in ("escalated", "called"):
-                done.callback_text = self.t("error.stale_button")
-                return
-            followup.status = "called"
-            followup.outcome = "reached" if data.result == "reached" else "not_reached"
-            stamp = done.now.astimezone(self.zone).strftime("%m-%d %H:%M")
-            by = self.t(
-                "staff_followups.call_recorded",
-                who=action.user_name,
-                at=stamp,
-                outcome=self.t(f"staff.call.{followup.outcome}"),
-            )
-            followup.note = _append(followup.note, by)
-            merchant = await done.session.get(Merchant, followup.merchant_id)
-            if merchant is not None and followup.outcome == "reached":
-                merchant.unreachable = False
-            done.callback_text = self.t(f"staff.call.{followup.outcome}")
-            if action.message_id is not None:
-                original = await self._escalation_text(done.session, action.chat_id, action.message_id)
-                if original is not None:
-                    # The task stays readable in the group, with who handled it and no buttons left.
-                    self._reply(done, action, original + "\n\n" + by, edit_message_id=action.message_id)
-            self._reply(done, action, self.t("staff_followups.note_hint"))
-
-        return await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
+        followup = await done.session.get(FollowUp, data.followup_id)
+        if followup is None or followup.status not in ("escalated", "called"):
+            done.callback_text = self.t("error.stale_button")
+            return
+        followup.status = "called"
+        followup.outcome = "reached" if data.result == "reached" else "not_reached"
+        followup.handled_by = member.user_id
+        stamp = done.now.astimezone(self.zone).strftime("%m-%d %H:%M")
+        by = self.t(
+            "staff_followups.call_recorded",
+            who=action.user_name,
+            at=stamp,
+            outcome=self.t(f"staff.call.{followup.outcome}"),
+        )
+        followup.note = _append(followup.note, by)
+        merchant = await done.session.get(Merchant, followup.merchant_id)
+        if merchant is not None and followup.outcome == "reached":
+            merchant.unreachable = False
+        done.callback_text = self.t(f"staff.call.{followup.outcome}")
+        if action.message_id is not None:
+            original = await self._escalation_text(done.session, action.chat_id, action.message_id)
+            if original is not None:
+                # The task stays readable in the group, with who handled it and no buttons left.
+                self._reply(done, action, original + "\n\n" + by, edit_message_id=action.message_id)
+        self._reply(done, action, self.t("staff_followups.note_hint"))
 
     async def add_note(self, action: StaffAction, reply_to_message_id: int, text: str) -> Outcome | None:
-        """A reply to an escalation message is the call's note. Other group chatter is not ours."""
-        if not self.allowed(action):
-            return None
+        """A staff member's reply to an escalation message is the call's note. Other chatter is not ours."""
         found: list[bool] = []
 
         async def work(done: UpdateWork) -> None:
+            if await self.team.member(done.session, action.user_id) is None:
+                return
             row = await self._escalation_row(done.session, action.chat_id, reply_to_message_id)
             if row is None or row.followup_id is None:
                 return

@@ -53,6 +53,11 @@ class StaffAction:
     user_name: str
     message_id: int | None = None
     language_code: str | None = None
+    # The message this one replies to, if any: its author (for `/staff add` by reply) and id.
+    reply_to_user_id: int | None = None
+    reply_to_user_name: str | None = None
+    reply_to_message_id: int | None = None
+    private: bool = False  # typed in a direct chat with the bot, not in a group
 
 
 @dataclass(frozen=True)

@@ -37,6 +37,7 @@ class UpdateWork:
     messages: list[OutboxMessage] = field(default_factory=list)
     # Shown on the pressed button (answerCallbackQuery); None for plain messages.
     callback_text: str | None = None
+    alert: bool = False  # show callback_text as an alert the presser must dismiss
 
     def say(self, chat_id: int, payload: Payload, purpose: str = "reply", **columns: Any) -> OutboxMessage:
         """Queue a message; it is sent after the transaction commits, or never if it rolls back."""
@@ -89,7 +90,7 @@ class Updates:
                     log.info("update %s already handled; skipped", update_id)
                     return Outcome(duplicate=True)
                 raise
-        return Outcome([m.id for m in done.messages], done.callback_text)
+        return Outcome([m.id for m in done.messages], done.callback_text, alert=done.alert)
 
     async def _already_processed(self, update_id: int) -> bool:
         async with self.sessions() as session:
