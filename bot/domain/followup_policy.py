@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bot.domain.calendar import WorkCalendar
+from bot.domain.desk_policy import DeskPolicy
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "followup_policy.toml"
 Event = Literal["installation", "repair-resolved", "complaint-closed"]
@@ -87,6 +88,7 @@ class FollowUpPolicy(BaseModel):
     complaint: WorkingDays
     routine: Routine
     key_account: KeyAccount
+    desk: DeskPolicy = DeskPolicy()  # an older policy copy without [desk] gets the defaults
 
 
 @dataclass(frozen=True)
