@@ -41,10 +41,11 @@ from bot.handlers.terminal import TerminalChat
 from bot.i18n import Translator
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.periodic import catch_up, plan_key_accounts, plan_routine, recompute_estimated_followups
+from bot.services.cases import CaseDesk
 from bot.services.conversation import ConversationService
 from bot.services.dialogues import Dialogues
 from bot.services.expiry import sweep_abandoned
-from bot.services.followups import FollowUpSurveys, plan_after_resolution
+from bot.services.followups import FollowUpSurveys
 from bot.services.merchants import MerchantIdentity
 from bot.services.preferences import Preferences
 from bot.services.registry import Registry
@@ -79,6 +80,8 @@ class Core:
     calendar: WorkCalendar
     staff: StaffDesk
     dispatcher: FollowUpDispatcher
+    team: Team
+    cases: CaseDesk
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -107,12 +110,15 @@ async def build_core(
 
     # The capabilities, each registering the commands, buttons and form outcomes it answers.
     dialogues = Dialogues(forms, registry, settings.abandon_after)
-    repairs = RepairReports(dialogues, zone)
-    repairs.on_resolved.append(plan_after_resolution(policy, calendar))
     team = Team(updates, settings.admin_ids, settings.default_locale)
+    cases = CaseDesk(
+        updates, team, policy, calendar, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone
+    )
+    repairs = RepairReports(dialogues, cases, zone)
     desk = StaffDesk(updates, team, policy, calendar, locale=settings.default_locale, zone=zone)
     for capability in (
         team,
+        cases,
         dialogues,
         Preferences(dialogues, settings.default_locale),
         MerchantIdentity(dialogues, zone),
@@ -157,6 +163,8 @@ async def build_core(
         calendar,
         desk,
         dispatcher,
+        team,
+        cases,
     )
     async with sessions() as session, session.begin():
         await recompute_estimated_followups(session, policy, calendar)
@@ -237,6 +245,7 @@ def make_dispatcher(core: Core) -> Dispatcher:
     dispatcher["outbox"] = core.outbox
     dispatcher["default_locale"] = core.settings.default_locale
     dispatcher["staff"] = core.staff
+    dispatcher["team"] = core.team
     # Staff first: their commands and the group's buttons; merchants' private chats after; errors and
     # unclaimed presses last.
     dispatcher.include_routers(staff.make_router(core.registry), merchant.make_router(), errors.make_router())

@@ -151,3 +151,31 @@ class ShopSwitch(CallbackData, prefix="shop"):
 
     action: Literal["switch", "keep"]
     code: str
+
+
+@dataclass(frozen=True)
+class CaseButton(CallbackData, prefix="cs"):
+    """A button on a case message in the staff group: a lifecycle action, or a tool (call, photos)."""
+
+    ticket_id: int
+    action: Literal[
+        "take",
+        "assign",
+        "schedule_visit",
+        "start_work",
+        "wait_parts",
+        "resolve_remote",
+        "resolve_onsite",
+        "close",
+        "reopen",
+        "call",
+        "photos",
+    ]
+
+
+@dataclass(frozen=True)
+class AssignTo(CallbackData, prefix="ca"):
+    """A supervisor's choice of who takes a case over."""
+
+    ticket_id: int
+    staff_id: int

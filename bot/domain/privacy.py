@@ -17,3 +17,26 @@ def mask_phone(phone: str | None) -> str:
     if len(digits) >= 4:
         return "*" * (len(digits) - 2) + digits[-2:]
     return "*" * len(digits)
+
+
+# A run of digits, optionally split by single spaces or dashes, optionally behind +86 / +.
+_NUMBER_RUN = re.compile(r"(?<![\w+])\+?\d(?:[ \-]?\d){10,}(?!\w)")
+
+
+def mask_numbers(text: str | None) -> str:
+    """Phone and card numbers that a merchant typed into free text, masked for the staff group.
+
+    Runs of 11 or more digits (a mobile or a landline with its area code, a card number) are
+    masked; shorter ones (order and transaction numbers, serials, dates) stay readable.
+    """
+    if not text:
+        return ""
+
+    def masked(match: re.Match[str]) -> str:
+        run = match.group(0)
+        digits = re.sub(r"\D", "", run)
+        if run.startswith("+86") or len(digits) == 11:
+            return mask_phone(run)
+        return "*" * (len(digits) - 4) + digits[-4:]
+
+    return _NUMBER_RUN.sub(masked, text)

@@ -15,7 +15,7 @@ from aiogram.types import CallbackQuery, Message, Update
 from bot.delivery.callbacks import unpack
 from bot.delivery.outbox import Outbox
 from bot.services.registry import Registry
-from bot.services.staff import StaffDesk
+from bot.services.team import Team
 from bot.services.turn import StaffAction
 
 
@@ -60,17 +60,17 @@ def make_router(registry: Registry) -> Router:
         outcome = await registry.staff_buttons[type(button)](action, button)
         await outbox.hand_over(outcome, query.answer)
 
-    async def on_note(message: Message, event_update: Update, staff: StaffDesk, outbox: Outbox) -> None:
+    async def on_reply(message: Message, event_update: Update, team: Team, outbox: Outbox) -> None:
         user, replied = message.from_user, message.reply_to_message
         if user is None or replied is None or message.text is None:
             return
-        action = _action(event_update, message.chat.id, user, message.message_id)
-        outcome = await staff.add_note(action, replied.message_id, message.text)
+        action = _action(event_update, message.chat.id, user, message.message_id, message)
+        outcome = await team.reply(action, message.text)
         if outcome is not None:
             await outbox.hand_over(outcome)
 
     if registry.staff_commands:
         router.message.register(on_command, Command(*registry.staff_commands, ignore_case=True))
     router.callback_query.register(on_button, staff_button)
-    router.message.register(on_note, F.chat.type.in_({"group", "supergroup"}), F.reply_to_message, F.text)
+    router.message.register(on_reply, F.chat.type.in_({"group", "supergroup"}), F.reply_to_message, F.text)
     return router

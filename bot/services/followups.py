@@ -10,7 +10,7 @@ here in the merchant's own transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -329,15 +329,6 @@ async def terminal_serial(session: AsyncSession, terminal_id: int | None) -> str
         return None
     terminal = await session.get(Terminal, terminal_id)
     return terminal.serial if terminal else None
-
-
-def plan_after_resolution(policy: FollowUpPolicy, calendar: WorkCalendar) -> Callable[[Turn, Ticket], Awaitable[None]]:
-    """A resolved repair (or closed complaint) plans its follow-up; each resolution plans its own."""
-
-    async def hook(turn: Turn, ticket: Ticket) -> None:
-        await plan_for_ticket(turn.session, policy, calendar, ticket, turn.now)
-
-    return hook
 
 
 async def plan_for_ticket(

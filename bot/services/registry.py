@@ -14,7 +14,8 @@ from typing import Any, TypeVar
 from bot.delivery.callbacks import CallbackData
 from bot.delivery.outcome import Outcome
 from bot.dialogs.schema import Form
-from bot.services.turn import StaffAction, Turn
+from bot.services.turn import Member, StaffAction, Turn
+from bot.services.updates import UpdateWork
 from bot.storage.models import Submission
 
 B = TypeVar("B", bound=CallbackData)
@@ -27,6 +28,8 @@ InputHandler = Callable[[Turn], Awaitable[bool]]
 FormHandler = Callable[[Turn, Form, Submission, dict[str, Any]], Awaitable[None]]
 StaffCommand = Callable[[StaffAction, str], Awaitable[Outcome]]
 StaffButton = Callable[[StaffAction, Any], Awaitable[Outcome]]
+# A staff member's reply to one of the bot's messages, inside the update's transaction; True when taken.
+StaffReply = Callable[[UpdateWork, StaffAction, Member, str], Awaitable[bool]]
 
 
 class DuplicateRegistration(ValueError):
@@ -42,6 +45,7 @@ class Registry:
         self.outcomes: dict[str, FormHandler] = {}
         self.submitted: list[FormHandler] = []  # every submitted form, after its own outcome
         self.inputs: list[InputHandler] = []  # tried in registration order
+        self.staff_replies: list[StaffReply] = []  # tried in registration order
 
     def command(self, name: str, handler: TurnHandler) -> None:
         """A merchant's `/name`."""
@@ -72,6 +76,10 @@ class Registry:
 
     def on_input(self, handler: InputHandler) -> None:
         self.inputs.append(handler)
+
+    def staff_reply(self, handler: StaffReply) -> None:
+        """Staff replying to a bot message (a call task, a case, a question the desk asked)."""
+        self.staff_replies.append(handler)
 
     def _free_command(self, name: str) -> None:
         if name in self.commands or name in self.staff_commands:

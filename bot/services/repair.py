@@ -1,37 +1,28 @@
-"""The repair report's consequences: the ticket, its audit trail, the merchant's answer, staff's notice."""
+"""The repair report's consequences: the ticket, the merchant's answer, and the case it opens for staff."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select, update
 
-from bot.dialogs.engine import Text, describe
 from bot.dialogs.schema import Form
-from bot.domain.privacy import mask_phone
+from bot.domain.cases import severity_for
+from bot.services.cases import CaseDesk
 from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
 from bot.services.render import REMOVE_KEYBOARD, text_payload
 from bot.services.turn import Turn
 from bot.storage.models import Attachment, Submission, Terminal, Ticket, TicketEvent
 
-# Called when a report closes as resolved (fixed by the tips); follow-ups plug in here.
-RepairResolved = Callable[[Turn, Ticket], Awaitable[None]]
-
-
-def ticket_number(kind: str, year: int, ticket_id: int) -> str:
-    prefix = {"repair": "R", "complaint": "C"}[kind]
-    return f"{prefix}-{year}-{ticket_id:06d}"
-
 
 class RepairReports:
-    def __init__(self, dialogues: Dialogues, zone: ZoneInfo) -> None:
+    def __init__(self, dialogues: Dialogues, cases: CaseDesk, zone: ZoneInfo) -> None:
         self.dialogues = dialogues
+        self.cases = cases
         self.zone = zone
-        self.on_resolved: list[RepairResolved] = []
 
     def register(self, registry: Registry) -> None:
         registry.command("repair", self.report)
@@ -62,7 +53,7 @@ class RepairReports:
             # that is not on this merchant's books.
             unverified=merchant is None or terminal is None or terminal.merchant_id != merchant.id,
             category=answers.get("category"),
-            severity="normal" if answers.get("can_take_payments", True) else "urgent",
+            severity=severity_for(answers.get("can_take_payments")),
             description=answers.get("description"),
             contact_phone=answers.get("phone"),
             preferred_visit_at=datetime.fromisoformat(visit) if visit else None,
@@ -70,28 +61,23 @@ class RepairReports:
             created_at=now,
             resolved_at=now if fixed else None,
             resolution_method="remote" if fixed else None,
+            reopen_count=0,
         )
         session.add(ticket)
         await session.flush()
-        ticket.number = ticket_number("repair", now.astimezone(self.zone).year, ticket.id)
-        actor = f"merchant:{turn.conversation.telegram_user_id}"
-        session.add(
-            TicketEvent(
-                ticket_id=ticket.id, at=now, actor=actor, action="created", detail={"submission": submission.id}
-            )
+        await session.execute(
+            update(Attachment).where(Attachment.submission_id == submission.id).values(ticket_id=ticket.id)
         )
+        actor = f"merchant:{turn.conversation.telegram_user_id}"
+        await self.cases.open(turn.work, ticket, actor=actor, detail={"submission": submission.id})
         if fixed:
             session.add(
                 TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="resolved", detail={"method": "remote"})
             )
-        await session.execute(
-            update(Attachment).where(Attachment.submission_id == submission.id).values(ticket_id=ticket.id)
-        )
         self._tell_merchant(turn, ticket, fixed)
-        self._tell_staff(turn, form, ticket, answers, merchant.name if merchant else None)
         if fixed:
-            for hook in self.on_resolved:
-                await hook(turn, ticket)
+            for hook in self.cases.on_resolved:
+                await hook(turn.work, ticket)
 
     def _tell_merchant(self, turn: Turn, ticket: Ticket, fixed: bool) -> None:
         lines = []
@@ -109,49 +95,3 @@ class RepairReports:
         if ticket.unverified:
             lines.append(turn.t("repair.unverified_note"))
         turn.say(text_payload("\n".join(lines), REMOVE_KEYBOARD))
-
-    def _tell_staff(
-        self, turn: Turn, form: Form, ticket: Ticket, answers: dict[str, Any], merchant_name: str | None
-    ) -> None:
-        none = Text("staff.none")
-        who: Any = merchant_name or none
-        if ticket.unverified:
-            who = Text(
-                "answer.list",
-                {
-                    "items": [
-                        merchant_name or none,
-                        Text("staff.unverified", {"user": turn.conversation.telegram_user_id}),
-                    ]
-                },
-            )
-        photos = answers.get("photos")
-        if ticket.status == "resolved":
-            text = Text(
-                "staff.remote_fixed",
-                {
-                    "number": ticket.number,
-                    "merchant": who,
-                    "serial": ticket.serial or none,
-                    "category": describe(form, form.step("category"), ticket.category),
-                },
-            )
-        else:
-            visit = ticket.preferred_visit_at
-            text = Text(
-                "staff.new_repair",
-                {
-                    "number": ticket.number,
-                    "merchant": who,
-                    "serial": ticket.serial or none,
-                    "category": describe(form, form.step("category"), ticket.category),
-                    "can_pay": describe(form, form.step("can_take_payments"), answers.get("can_take_payments")),
-                    "urgent": Text("staff.urgent") if ticket.severity == "urgent" else "",
-                    "description": ticket.description or none,
-                    "photos": len(photos) if photos else 0,
-                    "visit": visit.astimezone(self.zone).strftime("%Y-%m-%d %H:%M") if visit else none,
-                    # Staff see the least needed: the phone is masked in the group.
-                    "phone": mask_phone(ticket.contact_phone) or none,
-                },
-            )
-        turn.say_to_staff(text)

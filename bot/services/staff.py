@@ -14,7 +14,6 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery.callbacks import CallOutcome
-from bot.delivery.outcome import Outcome
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy
 from bot.i18n import Translator
@@ -50,6 +49,7 @@ class StaffDesk:
     def register(self, registry: Registry) -> None:
         registry.staff_command("install", self.team.command(self.install))
         registry.staff_button(CallOutcome, self.team.button(self.record_call))
+        registry.staff_reply(self.add_note)
 
     def _reply(self, work: UpdateWork, action: StaffAction, text: str, **extra: Any) -> None:
         payload = text_payload(text)
@@ -105,25 +105,19 @@ class StaffDesk:
                 self._reply(done, action, original + "\n\n" + by, edit_message_id=action.message_id)
         self._reply(done, action, self.t("staff_followups.note_hint"))
 
-    async def add_note(self, action: StaffAction, reply_to_message_id: int, text: str) -> Outcome | None:
-        """A staff member's reply to an escalation message is the call's note. Other chatter is not ours."""
-        found: list[bool] = []
-
-        async def work(done: UpdateWork) -> None:
-            if await self.team.member(done.session, action.user_id) is None:
-                return
-            row = await self._escalation_row(done.session, action.chat_id, reply_to_message_id)
-            if row is None or row.followup_id is None:
-                return
-            followup = await done.session.get(FollowUp, row.followup_id)
-            if followup is None:
-                return
-            followup.note = _append(followup.note, f"{action.user_name}: {text.strip()[:500]}")
-            found.append(True)
-            self._reply(done, action, self.t("staff_followups.note_saved"))
-
-        outcome = await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
-        return outcome if found or outcome.duplicate else None
+    async def add_note(self, done: UpdateWork, action: StaffAction, member: Member, text: str) -> bool:
+        """A staff member's reply to an escalation message is the call's note."""
+        if action.reply_to_message_id is None:
+            return False
+        row = await self._escalation_row(done.session, action.chat_id, action.reply_to_message_id)
+        if row is None or row.followup_id is None:
+            return False
+        followup = await done.session.get(FollowUp, row.followup_id)
+        if followup is None:
+            return False
+        followup.note = _append(followup.note, f"{action.user_name}: {text.strip()[:500]}")
+        self._reply(done, action, self.t("staff_followups.note_saved"))
+        return True
 
     async def _escalation_row(self, session: AsyncSession, chat_id: int, message_id: int) -> OutboxMessage | None:
         found = await session.execute(

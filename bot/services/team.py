@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TypeVar
 
 from sqlalchemy import select
@@ -22,7 +21,7 @@ from bot.delivery.outcome import Outcome
 from bot.i18n import Translator, locale_for
 from bot.services.registry import Registry, StaffCommand
 from bot.services.render import text_payload
-from bot.services.turn import StaffAction
+from bot.services.turn import Member, StaffAction
 from bot.services.updates import Updates, UpdateWork
 from bot.storage.models import Staff, StaffAudit
 
@@ -46,20 +45,6 @@ ROLE_NAMES = {
 B = TypeVar("B", bound=CallbackData)
 
 
-@dataclass(frozen=True)
-class Member:
-    """A staff member as the gate saw them for this update."""
-
-    user_id: int
-    name: str
-    role: str
-    admin: bool = False
-
-    @property
-    def supervisor(self) -> bool:
-        return self.admin or self.role == "supervisor"
-
-
 CommandBody = Callable[[UpdateWork, StaffAction, Member, str], Awaitable[None]]
 ButtonBody = Callable[[UpdateWork, StaffAction, Member, B], Awaitable[None]]
 
@@ -75,6 +60,7 @@ async def find_member(session: AsyncSession, user_id: int, admin_ids: frozenset[
 
 class Team:
     def __init__(self, updates: Updates, admin_ids: frozenset[int], locale: str = "zh_CN") -> None:
+        self.registry = Registry()  # the real one arrives with register()
         self.updates = updates
         self.admin_ids = admin_ids
         self.locale = locale
@@ -82,6 +68,23 @@ class Team:
 
     def register(self, registry: Registry) -> None:
         registry.staff_command("staff", self.command(self.manage))
+        self.registry = registry
+
+    async def reply(self, action: StaffAction, text: str) -> Outcome | None:
+        """A staff member's reply to one of the bot's messages; None when it is nobody's business (chatter)."""
+        taken: list[bool] = []
+
+        async def work(done: UpdateWork) -> None:
+            member = await self.member(done.session, action.user_id)
+            if member is None:
+                return
+            for handler in self.registry.staff_replies:
+                if await handler(done, action, member, text):
+                    taken.append(True)
+                    return
+
+        outcome = await self.updates.run(action.update_id, work, label=f"staff {action.user_id}")
+        return outcome if taken or outcome.duplicate else None
 
     async def member(self, session: AsyncSession, user_id: int) -> Member | None:
         return await find_member(session, user_id, self.admin_ids)

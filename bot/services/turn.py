@@ -61,6 +61,20 @@ class StaffAction:
 
 
 @dataclass(frozen=True)
+class Member:
+    """A staff member as the staff gate (bot/services/team.py) saw them for this update."""
+
+    user_id: int
+    name: str
+    role: str  # service | aftersales | sales | supervisor
+    admin: bool = False
+
+    @property
+    def supervisor(self) -> bool:
+        return self.admin or self.role == "supervisor"
+
+
+@dataclass(frozen=True)
 class StaffChat:
     """Where staff notices go, and in which language they are written."""
 

@@ -257,6 +257,7 @@ class OutboxMessage(Base):
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     purpose: Mapped[str] = mapped_column(String(24), default="reply")
     followup_id: Mapped[int | None] = mapped_column(ForeignKey("followups.id"))
+    ticket_id: Mapped[int | None] = mapped_column(Id)  # the case a case message or a staff prompt is about
     status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     not_before: Mapped[datetime | None] = mapped_column(Timestamp)

@@ -38,6 +38,9 @@ def upgrade() -> None:
     with op.batch_alter_table("staff_audit", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_staff_audit_telegram_user_id"), ["telegram_user_id"], unique=False)
 
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("ticket_id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=True))
+
     with op.batch_alter_table("followups", schema=None) as batch_op:
         batch_op.add_column(sa.Column("handled_by", sa.BigInteger(), nullable=True))
         batch_op.add_column(sa.Column("method", sa.String(length=10), nullable=True))
@@ -112,6 +115,9 @@ def downgrade() -> None:
     with op.batch_alter_table("staff", schema=None) as batch_op:
         batch_op.drop_column("added_at")
         batch_op.drop_column("added_by")
+
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("ticket_id")
 
     with op.batch_alter_table("followups", schema=None) as batch_op:
         batch_op.drop_column("method")

@@ -1,0 +1,492 @@
+"""The staff desk's cases: one message per case in the staff group, edited in place, worked by buttons.
+
+A case is a ticket: a repair report, a complaint, a survey finding, an enquiry. Its
+lifecycle is the domain's (`bot/domain/cases.py`). A press is applied inside the
+update's transaction: the new state and assignee, the audit event, the case message
+re-rendered, the merchant told in their own language, and what a resolution sets off
+(the terminal's warranty, the post-repair follow-up). Actions that need more than a
+press (scheduling a visit, recording on-site work) are steps other capabilities plug in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.delivery.callbacks import AssignTo, CaseButton
+from bot.delivery.port import Payload
+from bot.domain.calendar import WorkCalendar
+from bot.domain.cases import ACTIONS, InvalidTransition, actions_for, canonical_state, next_state, permitted
+from bot.domain.followup_policy import FollowUpPolicy
+from bot.domain.privacy import mask_numbers, mask_phone
+from bot.domain.sla import deadlines
+from bot.i18n import Translator
+from bot.services.followups import plan_for_ticket
+from bot.services.registry import Registry
+from bot.services.render import inline_keyboard, text_payload
+from bot.services.team import Team
+from bot.services.turn import Member, StaffAction
+from bot.services.updates import Updates, UpdateWork
+from bot.storage.models import (
+    Attachment,
+    Conversation,
+    Merchant,
+    OutboxMessage,
+    Staff,
+    StaffAudit,
+    Terminal,
+    Ticket,
+    TicketEvent,
+)
+
+log = logging.getLogger("posbot.cases")
+
+# A step another capability takes when its button is pressed (a visit to schedule, on-site work to record).
+CaseStep = Callable[[UpdateWork, StaffAction, Member, Ticket], Awaitable[None]]
+# What a resolution sets off beyond the case itself.
+ResolvedHook = Callable[[UpdateWork, Ticket], Awaitable[None]]
+# A staff member's reply to a prompt the desk sent (purpose "ask:<what>"): the text answers it.
+PromptAnswer = Callable[[UpdateWork, StaffAction, Member, Ticket, str], Awaitable[None]]
+
+# Merchants hear of these changes; the others are the desk's own business.
+TOLD_MERCHANT = (
+    "take",
+    "assign",
+    "schedule_visit",
+    "start_work",
+    "wait_parts",
+    "resolve_remote",
+    "resolve_onsite",
+    "close",
+    "reopen",
+)
+NUMBER_PREFIX = {"repair": "R", "complaint": "C", "finding": "F", "enquiry": "Q"}
+
+
+def case_number(kind: str, year: int, ticket_id: int) -> str:
+    return f"{NUMBER_PREFIX.get(kind, 'R')}-{year}-{ticket_id:06d}"
+
+
+class CaseDesk:
+    def __init__(
+        self,
+        updates: Updates,
+        team: Team,
+        policy: FollowUpPolicy,
+        calendar: WorkCalendar,
+        *,
+        staff_chat_id: int | None,
+        locale: str = "zh_CN",
+        zone: ZoneInfo,
+    ) -> None:
+        self.updates = updates
+        self.team = team
+        self.policy = policy
+        self.desk = policy.desk
+        self.calendar = calendar
+        self.staff_chat_id = staff_chat_id
+        self.t = Translator(locale)
+        self.zone = zone
+        self.steps: dict[str, CaseStep] = {}
+        self.prompts: dict[str, PromptAnswer] = {}
+        self.on_resolved: list[ResolvedHook] = [self._warranty, self._plan_follow_up]
+
+    def register(self, registry: Registry) -> None:
+        registry.staff_button(CaseButton, self.team.button(self.press))
+        registry.staff_button(AssignTo, self.team.button(self.assign_to))
+        registry.staff_reply(self.answer_prompt)
+        self.prompt("resolve_onsite", self._record_onsite)
+
+    def step(self, action: str, handler: CaseStep) -> None:
+        """Another capability answers this button (its press still goes through the staff gate)."""
+        if action in self.steps:
+            raise ValueError(f"case step {action!r} is registered twice")
+        self.steps[action] = handler
+
+    def prompt(self, what: str, handler: PromptAnswer) -> None:
+        if what in self.prompts:
+            raise ValueError(f"case prompt {what!r} is registered twice")
+        self.prompts[what] = handler
+
+    # ---- opening -----------------------------------------------------------------------------------------
+
+    async def open(self, work: UpdateWork, ticket: Ticket, *, actor: str, detail: dict[str, Any] | None = None) -> None:
+        """A new case: numbered, routed, given its deadlines, audited and posted to the staff group."""
+        session = work.session
+        if ticket.id is None:
+            session.add(ticket)
+            await session.flush()
+        if ticket.number is None:
+            ticket.number = case_number(ticket.kind, work.now.astimezone(self.zone).year, ticket.id)
+        ticket.role = ticket.role or self.desk.routing.role_for(ticket.kind)
+        if canonical_state(ticket.status) not in ("resolved", "closed"):
+            due = deadlines(self.desk, self.calendar, ticket.severity, ticket.created_at)
+            ticket.respond_due_at, ticket.sla_due_at = due.respond_by, due.resolve_by
+        session.add(TicketEvent(ticket_id=ticket.id, at=work.now, actor=actor, action="created", detail=detail or {}))
+        await self.post(work, ticket)
+
+    # ---- the case message --------------------------------------------------------------------------------
+
+    async def post(self, work: UpdateWork, ticket: Ticket, *, again: bool = False, mention: str = "") -> None:
+        """Show the case in the group: edit its message in place, or post it (anew, when `again`)."""
+        if self.staff_chat_id is None:
+            log.warning("no STAFF_CHAT_ID: case %s is not shown to staff", ticket.number)
+            return
+        payload = await self.render(work.session, ticket)
+        if mention:
+            payload["text"] = f"{mention}\n{payload['text']}"
+        row = await work.session.get(OutboxMessage, ticket.case_outbox_id) if ticket.case_outbox_id else None
+        if row is not None and not again:
+            if row.status == "pending":
+                row.payload = payload  # not out yet: it goes out as it is now
+                return
+            if row.message_id is not None:
+                payload["edit_message_id"] = row.message_id
+                work.say(self.staff_chat_id, payload, purpose="case_edit", ticket_id=ticket.id)
+                return
+        message = work.say(self.staff_chat_id, payload, purpose="case", ticket_id=ticket.id)
+        await work.session.flush()
+        ticket.case_outbox_id = message.id
+
+    async def render(self, session: AsyncSession, ticket: Ticket) -> Payload:
+        t = self.t
+        none = t("staff.none")
+        merchant = await session.get(Merchant, ticket.merchant_id) if ticket.merchant_id else None
+        terminal = await session.get(Terminal, ticket.terminal_id) if ticket.terminal_id else None
+        assignee = await session.get(Staff, ticket.assignee_id) if ticket.assignee_id else None
+        who = merchant.name if merchant else none
+        if ticket.unverified:
+            who = f"{who} · {t('staff.unverified', user=ticket.telegram_user_id)}"
+        state = canonical_state(ticket.status)
+        lines = [
+            t(f"case.header.{ticket.kind}", number=ticket.number),
+            t("case.state", state=t(f"ticket_status.{state}"), assignee=assignee.name if assignee else none),
+            t("case.merchant", merchant=who),
+        ]
+        if ticket.serial:
+            model = f" ({terminal.model})" if terminal and terminal.model else ""
+            lines.append(t("case.terminal", serial=ticket.serial, model=model))
+            if terminal and terminal.warranty_until and terminal.warranty_until > ticket.created_at:
+                lines.append(t("case.under_warranty", until=self._day(terminal.warranty_until)))
+        if ticket.category:
+            lines.append(t("case.category", category=t(f"form.repair.category.{ticket.category}")))
+        lines.append(t(f"case.severity.{ticket.severity}") if ticket.severity != "normal" else "")
+        if ticket.description:
+            lines.append(t("case.description", text=mask_numbers(ticket.description)))
+        if ticket.quote:
+            lines.append(t("case.quote", text=mask_numbers(ticket.quote)))
+        if ticket.contact_phone:
+            lines.append(t("case.phone", phone=mask_phone(ticket.contact_phone)))
+        photos = await self._attachments(session, ticket)
+        if photos:
+            lines.append(t("case.photos", count=len(photos)))
+        if ticket.visit_at:
+            lines.append(t(f"case.visit.{ticket.visit_state or 'proposed'}", at=self._moment(ticket.visit_at)))
+        elif ticket.preferred_visit_at:
+            lines.append(t("case.preferred_visit", at=self._moment(ticket.preferred_visit_at)))
+        if state in ("resolved", "closed"):
+            lines.append(t(f"case.resolved.{ticket.resolution_method or 'remote'}"))
+            for field in ("work_done", "parts_replaced", "resolution_note"):
+                value = getattr(ticket, field)
+                if value:
+                    lines.append(t(f"case.{field}", text=mask_numbers(value)))
+        else:
+            if ticket.first_response_at is None and ticket.respond_due_at:
+                lines.append(t("case.respond_by", at=self._moment(ticket.respond_due_at)))
+            if ticket.sla_due_at:
+                lines.append(t("case.resolve_by", at=self._moment(ticket.sla_due_at)))
+        if ticket.reopen_count:
+            lines.append(t("case.reopened_times", count=ticket.reopen_count))
+        return text_payload("\n".join(line for line in lines if line), self.keyboard(ticket, bool(photos)))
+
+    def keyboard(self, ticket: Ticket, photos: bool) -> dict[str, Any] | None:
+        """The buttons that fit the state; who may press which is checked on the press."""
+        state = canonical_state(ticket.status)
+        actions: list[str] = list(actions_for(state, "supervisor", self.desk.supervisor_only))
+        if ticket.kind != "repair":
+            actions = [a for a in actions if a not in ("schedule_visit", "start_work", "wait_parts", "resolve_onsite")]
+        if ticket.contact_phone or ticket.merchant_id:
+            actions.append("call")
+        if photos:
+            actions.append("photos")
+        buttons = [(self.t(f"case.button.{a}"), CaseButton(ticket.id, a)) for a in actions]  # type: ignore[arg-type]
+        rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+        return inline_keyboard(rows) if rows else None
+
+    # ---- presses -------------------------------------------------------------------------------------------
+
+    async def press(self, done: UpdateWork, action: StaffAction, member: Member, data: CaseButton) -> None:
+        ticket = await done.session.get(Ticket, data.ticket_id)
+        if ticket is None:
+            done.callback_text = self.t("error.stale_button")
+            return
+        if data.action == "call":
+            await self.reveal_phone(done, action, member, ticket)
+            return
+        if data.action in self.steps:
+            if await self._check(done, member, ticket, data.action):
+                await self.steps[data.action](done, action, member, ticket)
+            return
+        if data.action == "assign":
+            if await self._check(done, member, ticket, "assign"):
+                await self._offer_assignees(done, action, ticket)
+            return
+        if data.action == "resolve_onsite":
+            if await self._check(done, member, ticket, "resolve_onsite"):
+                self.ask(
+                    done, action, ticket, "resolve_onsite", self.t("case.ask.resolve_onsite", number=ticket.number)
+                )
+                done.callback_text = self.t("case.ask.toast")
+            return
+        if data.action in ACTIONS:
+            await self.apply(done, member, ticket, data.action)
+
+    async def _check(self, done: UpdateWork, member: Member, ticket: Ticket, action: str) -> bool:
+        """Whether the state allows it and the member may; if not, the presser is told why, nothing changes."""
+        try:
+            next_state(ticket.status, action)
+        except InvalidTransition:
+            state = self.t(f"ticket_status.{canonical_state(ticket.status)}")
+            done.callback_text = self.t("case.not_now", number=ticket.number, state=state)
+            return False
+        role = "supervisor" if member.supervisor else member.role
+        if not permitted(role, action, ticket.status, self.desk.supervisor_only):
+            done.callback_text, done.alert = self.t("team.not_supervisor"), True
+            done.session.add(
+                StaffAudit(
+                    at=done.now,
+                    telegram_user_id=member.user_id,
+                    action="refused",
+                    subject=f"ticket:{ticket.id}",
+                    detail={"action": action, "reason": "not_supervisor"},
+                )
+            )
+            return False
+        return True
+
+    async def apply(
+        self,
+        done: UpdateWork,
+        member: Member,
+        ticket: Ticket,
+        action: str,
+        *,
+        note: str | None = None,
+        detail: dict[str, Any] | None = None,
+        assignee: Staff | None = None,
+    ) -> bool:
+        """One lifecycle step, whole: state, assignee, stamps, audit, case message, merchant told."""
+        if not await self._check(done, member, ticket, action):
+            return False
+        ticket.status = next_state(ticket.status, action)
+        staff = assignee or await self._staff_row(done.session, member)
+        if action in ("take", "assign") or ticket.assignee_id is None:
+            ticket.assignee_id = staff.id
+        if ticket.first_response_at is None:
+            ticket.first_response_at = done.now
+        if action in ("resolve_remote", "resolve_onsite"):
+            ticket.resolved_at = done.now
+            ticket.resolution_method = "remote" if action == "resolve_remote" else "onsite"
+        elif action == "close":
+            ticket.closed_at = done.now
+        elif action == "reopen":
+            ticket.reopen_count += 1
+            ticket.resolved_at = ticket.closed_at = None
+        event = {"resolve_remote": "resolved", "resolve_onsite": "resolved"}.get(action, action)
+        audit: dict[str, Any] = {"state": ticket.status, **(detail or {})}
+        if action in ("resolve_remote", "resolve_onsite"):
+            audit["method"] = ticket.resolution_method
+        if note:
+            audit["note"] = note[:500]
+        if assignee is not None:
+            audit["assignee"] = assignee.telegram_user_id
+        done.session.add(
+            TicketEvent(ticket_id=ticket.id, at=done.now, actor=f"staff:{member.user_id}", action=event, detail=audit)
+        )
+        await self.post(done, ticket)
+        if action in TOLD_MERCHANT:
+            await self.tell_merchant(done, ticket, f"case.tell.{action}", who=staff.name)
+        if action in ("resolve_remote", "resolve_onsite"):
+            for hook in self.on_resolved:
+                await hook(done, ticket)
+        done.callback_text = self.t("case.done", number=ticket.number, state=self.t(f"ticket_status.{ticket.status}"))
+        return True
+
+    async def _staff_row(self, session: AsyncSession, member: Member) -> Staff:
+        """The member's row (an admin acting for the first time gets one, so the case can name them)."""
+        found = await session.execute(select(Staff).where(Staff.telegram_user_id == member.user_id))
+        staff = found.scalar_one_or_none()
+        if staff is None:
+            staff = Staff(telegram_user_id=member.user_id, name=member.name, role=member.role, active=not member.admin)
+            session.add(staff)
+            await session.flush()
+        return staff
+
+    # ---- assign ----------------------------------------------------------------------------------------------
+
+    async def _offer_assignees(self, done: UpdateWork, action: StaffAction, ticket: Ticket) -> None:
+        rows = await done.session.execute(select(Staff).where(Staff.active.is_(True)).order_by(Staff.role, Staff.name))
+        people = list(rows.scalars())[:20]
+        if not people:
+            done.callback_text = self.t("team.list_empty")
+            return
+        buttons = [(f"{p.name} · {self.t(f'role.{p.role}')}", AssignTo(ticket.id, p.id)) for p in people]
+        done.say(
+            action.chat_id,
+            text_payload(
+                self.t("case.assign_to", number=ticket.number),
+                inline_keyboard([buttons[i : i + 2] for i in range(0, len(buttons), 2)]),
+            ),
+            purpose="staff",
+            ticket_id=ticket.id,
+        )
+
+    async def assign_to(self, done: UpdateWork, action: StaffAction, member: Member, data: AssignTo) -> None:
+        ticket = await done.session.get(Ticket, data.ticket_id)
+        staff = await done.session.get(Staff, data.staff_id)
+        if ticket is None or staff is None or not staff.active:
+            done.callback_text = self.t("error.stale_button")
+            return
+        if await self.apply(done, member, ticket, "assign", assignee=staff) and action.message_id is not None:
+            # The choice is made: the list of names gives way to who got it.
+            text = self.t("case.assigned", number=ticket.number, who=staff.name)
+            done.say(action.chat_id, {**text_payload(text), "edit_message_id": action.message_id}, purpose="staff")
+
+    # ---- prompts: a staff member answers by replying ----------------------------------------------------
+
+    def ask(self, done: UpdateWork, action: StaffAction, ticket: Ticket, what: str, text: str) -> None:
+        """A question to the staff member in the chat they pressed in; their reply to it is the answer."""
+        payload = text_payload(text, {"force_reply": True, "selective": True})
+        done.say(action.chat_id, payload, purpose=f"ask:{what}"[:24], ticket_id=ticket.id)
+
+    async def answer_prompt(self, done: UpdateWork, action: StaffAction, member: Member, text: str) -> bool:
+        """A reply to one of the desk's prompts, or to a case message (a note on the case)."""
+        if action.reply_to_message_id is None:
+            return False
+        found = await done.session.execute(
+            select(OutboxMessage).where(
+                OutboxMessage.chat_id == action.chat_id,
+                OutboxMessage.message_id == action.reply_to_message_id,
+                OutboxMessage.ticket_id.is_not(None),
+            )
+        )
+        row = found.scalars().first()
+        if row is None or row.ticket_id is None:
+            return False
+        ticket = await done.session.get(Ticket, row.ticket_id)
+        if ticket is None:
+            return False
+        if row.purpose.startswith("ask:") and row.purpose[4:] in self.prompts:
+            await self.prompts[row.purpose[4:]](done, action, member, ticket, text)
+            return True
+        if row.purpose in ("case", "case_edit"):
+            done.session.add(
+                TicketEvent(
+                    ticket_id=ticket.id,
+                    at=done.now,
+                    actor=f"staff:{member.user_id}",
+                    action="note",
+                    detail={"note": text.strip()[:500]},
+                )
+            )
+            done.say(action.chat_id, text_payload(self.t("case.note_saved", number=ticket.number)), purpose="staff")
+            return True
+        return False
+
+    async def _record_onsite(
+        self, done: UpdateWork, action: StaffAction, member: Member, ticket: Ticket, text: str
+    ) -> None:
+        """ "work done / parts replaced / note", a line each ("-" for none): the visit's record, and resolved."""
+        lines = [line.strip() for line in text.strip().splitlines()]
+        lines += [""] * (3 - len(lines))
+        work_done, parts, note = (
+            None if v in ("", "-", "—", "无") else v[:500] for v in (lines[0], lines[1], " ".join(lines[2:]))
+        )
+        if not work_done:
+            self.ask(
+                done, action, ticket, "resolve_onsite", self.t("case.ask.resolve_onsite_again", number=ticket.number)
+            )
+            return
+        ticket.work_done, ticket.parts_replaced, ticket.resolution_note = work_done, parts, note
+        detail = {"work_done": work_done, "parts": parts}
+        if await self.apply(done, member, ticket, "resolve_onsite", note=note, detail=detail):
+            done.say(action.chat_id, text_payload(done.callback_text or ""), purpose="staff")
+            done.callback_text = None
+
+    # ---- call the merchant -------------------------------------------------------------------------------
+
+    async def reveal_phone(self, done: UpdateWork, action: StaffAction, member: Member, ticket: Ticket) -> None:
+        """The full number goes to the presser alone, in a direct message; who saw it is recorded."""
+        merchant = await done.session.get(Merchant, ticket.merchant_id) if ticket.merchant_id else None
+        phone = ticket.contact_phone or (merchant.phone if merchant else None)
+        if not phone:
+            done.callback_text, done.alert = self.t("case.no_phone", number=ticket.number), True
+            return
+        name = merchant.name if merchant else self.t("staff.none")
+        done.say(
+            member.user_id,
+            text_payload(self.t("case.phone_private", number=ticket.number, merchant=name, phone=phone)),
+            purpose="phone",
+            ticket_id=ticket.id,
+        )
+        done.session.add(
+            StaffAudit(
+                at=done.now,
+                telegram_user_id=member.user_id,
+                action="phone_revealed",
+                subject=f"ticket:{ticket.id}",
+                detail={"chat": action.chat_id},
+            )
+        )
+        done.callback_text, done.alert = self.t("case.phone_sent"), True
+
+    # ---- the merchant's side -----------------------------------------------------------------------------
+
+    async def tell_merchant(self, work: UpdateWork, ticket: Ticket, key: str, **params: Any) -> None:
+        """Say `key` to the merchant who reported the case, in their language, about this case."""
+        if ticket.telegram_user_id is None:
+            return
+        conversation = await work.session.get(Conversation, ticket.telegram_user_id)
+        if conversation is None:
+            return
+        t = Translator(conversation.locale, self.t.locale)
+        params.setdefault("number", ticket.number)
+        params.setdefault("state", t(f"ticket_status.{canonical_state(ticket.status)}"))
+        if ticket.visit_at:
+            params.setdefault("visit", self._moment(ticket.visit_at))
+        work.say(conversation.chat_id, text_payload(t(key, **params)), ticket_id=ticket.id)
+
+    # ---- after a resolution -------------------------------------------------------------------------------
+
+    async def _warranty(self, work: UpdateWork, ticket: Ticket) -> None:
+        """A repaired terminal is under warranty for the policy's days from the resolution (003)."""
+        if ticket.terminal_id is None or ticket.kind != "repair" or self.desk.warranty_days <= 0:
+            return
+        terminal = await work.session.get(Terminal, ticket.terminal_id)
+        if terminal is not None:
+            until = (ticket.resolved_at or work.now) + timedelta(days=self.desk.warranty_days)
+            terminal.warranty_until = max(until, terminal.warranty_until or until)
+
+    async def _plan_follow_up(self, work: UpdateWork, ticket: Ticket) -> None:
+        if ticket.kind in ("repair", "complaint"):
+            await plan_for_ticket(work.session, self.policy, self.calendar, ticket, work.now)
+
+    # ---- helpers -----------------------------------------------------------------------------------------
+
+    async def _attachments(self, session: AsyncSession, ticket: Ticket) -> list[Attachment]:
+        rows = await session.execute(
+            select(Attachment).where(Attachment.ticket_id == ticket.id).order_by(Attachment.id)
+        )
+        return list(rows.scalars())
+
+    def _moment(self, at: Any) -> str:
+        return str(at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"))
+
+    def _day(self, at: Any) -> str:
+        return str(at.astimezone(self.zone).strftime("%Y-%m-%d"))
