@@ -44,7 +44,7 @@ def test_a_repair_report_completed_in_the_terminal_leaves_a_ticket_and_a_staff_n
     code = added.stdout.split("invite code ")[1].split()[0]
     assert f"/start {code}" in added.stdout
     conversation = "\n".join(
-        [f"/start {code}", "/repair", "1", "Printing", "2", "paper jams", "Skip", "2", "1", "1", "1"]
+        [f"/start {code}", "/repair", "1", "Printing", "3", "paper jams", "Skip", "2", "1", "1", "1"]
     )
     result = posbot("chat", stdin=conversation + "\n", env=env)
     assert result.returncode == 0, result.stderr

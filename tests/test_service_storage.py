@@ -116,7 +116,7 @@ async def test_repair_report_with_onsite_visit_creates_ticket_answers_and_notifi
     assert ticket.contact_phone == "+8613812345678"
     assert answers["fixed"] is False and answers["category"] == "printing"
     assert answers["visit_time"] == "2026-11-25T10:00:00+08:00"
-    assert (submission.status, submission.form_key, submission.form_version) == ("submitted", "repair", 1)
+    assert (submission.status, submission.form_key, submission.form_version) == ("submitted", "repair", 2)
     assert [(a.file_id, a.ticket_id) for a in attachments] == [("PHOTO-1", ticket.id)]
     assert ticket.number in m.last()["text"]
 

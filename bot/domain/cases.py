@@ -94,9 +94,12 @@ def canonical_severity(stored: str) -> Severity:
     raise ValueError(f"unknown severity {stored!r}")
 
 
-def severity_for(can_take_payments: bool | Literal["partly"] | None) -> Severity:
-    """The repair report's payments answer as a severity; no answer is treated as a working terminal."""
-    if can_take_payments is False:
+def severity_for(can_take_payments: bool | str | None) -> Severity:
+    """The repair report's payments answer as a severity; no answer is treated as a working terminal.
+
+    Form version 1 answered yes/no (a bool), version 2 chooses yes / partly / no.
+    """
+    if can_take_payments is False or can_take_payments == "no":
         return "urgent"
     if can_take_payments == "partly":
         return "partial"
