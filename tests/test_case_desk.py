@@ -8,7 +8,7 @@ from bot.app import Core
 from bot.delivery.callbacks import AssignTo, CaseButton
 from bot.services.turn import StaffAction
 from bot.services.updates import UpdateWork
-from bot.storage.models import Staff, StaffAudit, Terminal, Ticket, TicketEvent
+from bot.storage.models import Attachment, Staff, StaffAudit, Submission, Terminal, Ticket, TicketEvent
 from tests.conftest import STAFF_CHAT, RecordingMessenger, add_staff, linked_merchant
 
 SHOP = 515151
@@ -129,3 +129,46 @@ async def test_call_merchant_sends_the_full_number_to_the_presser_alone(core: Co
     async with core.sessions() as session:
         seen = (await session.execute(select(StaffAudit).where(StaffAudit.action == "phone_revealed"))).scalar_one()
     assert (seen.telegram_user_id, seen.subject) == (ENGINEER, f"ticket:{ticket_id}")
+
+
+async def test_show_photos_sends_the_merchants_evidence_as_albums_of_one_kind(core: Core) -> None:
+    await add_staff(core, ENGINEER, "aftersales", "Wang Gong")
+    ticket_id = await open_repair(core)
+    async with core.sessions() as session, session.begin():
+        submission = Submission(
+            form_key="repair",
+            form_version=2,
+            telegram_user_id=SHOP,
+            status="submitted",
+            locale="en",
+            started_at=core.clock.now(),
+        )
+        session.add(submission)
+        await session.flush()
+        for i in range(12):
+            session.add(
+                Attachment(
+                    submission_id=submission.id,
+                    ticket_id=ticket_id,
+                    question_key="photos",
+                    kind="photo",
+                    file_id=f"PHOTO{i}",
+                )
+            )
+        session.add(
+            Attachment(
+                submission_id=submission.id,
+                ticket_id=ticket_id,
+                question_key="photos",
+                kind="document",
+                file_id="RECEIPT",
+            )
+        )
+    assert await press(core, ENGINEER, CaseButton(ticket_id, "photos")) == "已在下方发送 13 个文件。"
+    albums = [p["media"] for chat, p in messenger(core).sent if chat == STAFF_CHAT and "media" in p]
+    assert [[m["media"] for m in album] for album in albums] == [
+        [f"PHOTO{i}" for i in range(10)],
+        ["PHOTO10", "PHOTO11"],
+        ["RECEIPT"],
+    ]
+    assert {m["type"] for m in albums[2]} == {"document"}

@@ -66,6 +66,7 @@ TOLD_MERCHANT = (
     "close",
     "reopen",
 )
+MEDIA_GROUP_MAX = 10  # Bot API sendMediaGroup: 2-10 items
 NUMBER_PREFIX = {"repair": "R", "complaint": "C", "finding": "F", "enquiry": "Q"}
 
 
@@ -228,6 +229,9 @@ class CaseDesk:
             return
         if data.action == "call":
             await self.reveal_phone(done, action, member, ticket)
+            return
+        if data.action == "photos":
+            await self.show_attachments(done, action, ticket)
             return
         if data.action in self.steps:
             if await self._check(done, member, ticket, data.action):
@@ -445,6 +449,27 @@ class CaseDesk:
             )
         )
         done.callback_text, done.alert = self.t("case.phone_sent"), True
+
+    # ---- the merchant's evidence ----------------------------------------------------------------------------
+
+    async def show_attachments(self, done: UpdateWork, action: StaffAction, ticket: Ticket) -> None:
+        """The merchant's photos and documents, as albums in the chat the button was pressed in.
+
+        Telegram groups up to ten items of one kind in an album (photos and documents never mix),
+        so each kind goes in albums of ten; the first carries the case number as its caption.
+        """
+        files = await self._attachments(done.session, ticket)
+        if not files:
+            done.callback_text = self.t("case.no_photos", number=ticket.number)
+            return
+        caption = self.t("case.photos_of", number=ticket.number)
+        for kind in ("photo", "document"):
+            items = [{"type": kind, "media": f.file_id} for f in files if f.kind == kind]
+            for start in range(0, len(items), MEDIA_GROUP_MAX):
+                payload: Payload = {"text": caption, "media": items[start : start + MEDIA_GROUP_MAX]}
+                done.say(action.chat_id, payload, purpose="case_media", ticket_id=ticket.id)
+                caption = ""
+        done.callback_text = self.t("case.photos_sent", count=len(files))
 
     # ---- the merchant's side -----------------------------------------------------------------------------
 
