@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from sqlalchemy import select
 
 from bot.app import Core
@@ -19,12 +21,12 @@ STRANGER = 700099
 _update_ids = iter(range(10_000, 20_000))
 
 
-async def open_repair(core: Core, *, severity: str = "urgent") -> int:
-    merchant_id = await linked_merchant(
-        core, SHOP, name="Lucky Noodles", phone="13812345678", terminals=[("AB123456", "P300")]
-    )
+async def open_repair(core: Core, *, severity: str = "urgent", merchant: bool = True) -> int:
+    if merchant:
+        await linked_merchant(core, SHOP, name="Lucky Noodles", phone="13812345678", terminals=[("AB123456", "P300")])
     async with core.sessions() as session:
         terminal = (await session.execute(select(Terminal).where(Terminal.serial == "AB123456"))).scalar_one()
+        merchant_id = terminal.merchant_id
 
     async def work(done: UpdateWork) -> None:
         ticket = Ticket(
@@ -172,3 +174,13 @@ async def test_show_photos_sends_the_merchants_evidence_as_albums_of_one_kind(co
         ["RECEIPT"],
     ]
     assert {m["type"] for m in albums[2]} == {"document"}
+
+
+async def test_a_report_about_a_terminal_under_warranty_says_so_and_goes_to_after_sales(core: Core) -> None:
+    await linked_merchant(core, SHOP, name="Lucky Noodles", phone="13812345678", terminals=[("AB123456", "P300")])
+    async with core.sessions() as session, session.begin():
+        terminal = (await session.execute(select(Terminal).where(Terminal.serial == "AB123456"))).scalar_one()
+        terminal.warranty_until = core.clock.now() + timedelta(days=30)
+    await open_repair(core, severity="normal", merchant=False)
+    (case,) = messenger(core).texts(STAFF_CHAT)
+    assert "保修期至 2026-12-24" in case and "负责：售后" in case

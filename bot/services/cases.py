@@ -167,7 +167,12 @@ class CaseDesk:
         state = canonical_state(ticket.status)
         lines = [
             t(f"case.header.{ticket.kind}", number=ticket.number),
-            t("case.state", state=t(f"ticket_status.{state}"), assignee=assignee.name if assignee else none),
+            t(
+                "case.state",
+                state=t(f"ticket_status.{state}"),
+                role=t(f"role.{ticket.role}") if ticket.role else none,
+                assignee=assignee.name if assignee else none,
+            ),
             t("case.merchant", merchant=who),
         ]
         if ticket.serial:
