@@ -43,6 +43,7 @@ from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.periodic import catch_up, plan_key_accounts, plan_routine, recompute_estimated_followups
 from bot.services.cases import CaseDesk
 from bot.services.conversation import ConversationService
+from bot.services.desk_commands import DeskCommands
 from bot.services.dialogues import Dialogues
 from bot.services.expiry import sweep_abandoned
 from bot.services.followups import FollowUpSurveys
@@ -125,6 +126,7 @@ async def build_core(
         repairs,
         FollowUpSurveys(dialogues, policy, calendar),
         desk,
+        DeskCommands(team, cases, zone, settings.default_locale),
     ):
         capability.register(registry)
 

@@ -3,20 +3,23 @@
 from __future__ import annotations
 
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery.callbacks import ShopSwitch
+from bot.domain.cases import canonical_state, is_open
 from bot.domain.phones import normalize_phone
 from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
 from bot.services.render import REMOVE_KEYBOARD, contact_keyboard, inline_keyboard, text_payload
 from bot.services.turn import Turn
-from bot.storage.models import Merchant, Terminal, Ticket
+from bot.storage.models import Merchant, Staff, Terminal, Ticket
 
+# /status shows finished cases this many days after they were resolved or closed.
+RECENT_DAYS = 7
 INVITE_ALPHABET = "abcdefghjkmnpqrstuvwxyz23456789"  # no look-alikes (l/1, o/0) for codes read aloud
 
 
@@ -170,21 +173,32 @@ class MerchantIdentity:
         return True
 
     async def status(self, turn: Turn) -> None:
-        tickets = await open_tickets_of(turn.session, turn.conversation.telegram_user_id, turn.conversation.merchant_id)
-        if not tickets:
+        """The merchant's open cases and those finished this past week: the real state and who has it."""
+        cases = await open_tickets_of(
+            turn.session, turn.conversation.telegram_user_id, turn.conversation.merchant_id, turn.now
+        )
+        if not cases:
             turn.say_text("status.none")
         else:
-            lines = [turn.t("status.header")]
-            for ticket in tickets:
-                lines.append(
-                    turn.t(
-                        "status.line",
-                        number=ticket.number,
-                        status=turn.t(f"ticket_status.{ticket.status}"),
-                        category=turn.t(f"form.repair.category.{ticket.category}") if ticket.category else "",
-                        created=ticket.created_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"),
+            lines = [turn.t("status.recent_header", days=RECENT_DAYS)]
+            for ticket, handler in cases:
+                state = canonical_state(ticket.status)
+                created = ticket.created_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+                status = turn.t(f"ticket_status.{state}")
+                if ticket.category:
+                    category = turn.t(f"form.repair.category.{ticket.category}")
+                    line = turn.t(
+                        "status.case_line", number=ticket.number, status=status, category=category, created=created
                     )
-                )
+                else:
+                    line = turn.t("status.case_line_plain", number=ticket.number, status=status, created=created)
+                lines.append(line)
+                if is_open(state):
+                    who = turn.t("status.handler", name=handler) if handler else turn.t("status.waiting")
+                    lines.append(who)
+                    if ticket.visit_at:
+                        at = ticket.visit_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+                        lines.append(turn.t(f"status.visit.{ticket.visit_state or 'proposed'}", at=at))
             turn.say(text_payload("\n".join(lines)))
         self.dialogues.reprompt(turn)
 
@@ -194,11 +208,22 @@ async def _by_code(turn: Turn, code: str) -> Merchant | None:
     return found.scalar_one_or_none()
 
 
-async def open_tickets_of(session: AsyncSession, user_id: int, merchant_id: int | None) -> list[Ticket]:
-    condition = Ticket.telegram_user_id == user_id
+async def open_tickets_of(
+    session: AsyncSession, user_id: int, merchant_id: int | None, now: datetime
+) -> list[tuple[Ticket, str | None]]:
+    """The merchant's open cases and those resolved or closed in the last `RECENT_DAYS`, oldest first,
+    each with the name of the staff member handling it (None while nobody has taken it)."""
+    mine = Ticket.telegram_user_id == user_id
     if merchant_id is not None:
-        condition = condition | (Ticket.merchant_id == merchant_id)
-    rows = await session.execute(
-        select(Ticket).where(condition, Ticket.status.notin_(("resolved", "closed"))).order_by(Ticket.id)
+        mine = mine | (Ticket.merchant_id == merchant_id)
+    since = now - timedelta(days=RECENT_DAYS)
+    finished_lately = Ticket.status.in_(("resolved", "closed")) & (
+        (Ticket.resolved_at >= since) | (Ticket.closed_at >= since)
     )
-    return list(rows.scalars())
+    rows = await session.execute(
+        select(Ticket, Staff.name)
+        .outerjoin(Staff, Staff.id == Ticket.assignee_id)
+        .where(mine, Ticket.status.notin_(("resolved", "closed")) | finished_lately)
+        .order_by(Ticket.id)
+    )
+    return [(ticket, name) for ticket, name in rows.all()]
