@@ -41,6 +41,7 @@ from bot.handlers.terminal import TerminalChat
 from bot.i18n import Translator
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.periodic import catch_up, plan_key_accounts, plan_routine, recompute_estimated_followups
+from bot.scheduling.sla import SlaWatcher
 from bot.services.cases import CaseDesk
 from bot.services.conversation import ConversationService
 from bot.services.dialogues import Dialogues
@@ -209,6 +210,16 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         coalesce=True,
         misfire_grace_time=None,
     )
+    # Warnings before a case's deadline and the supervisors called after it; stamped on the ticket, so said once.
+    scheduler.add_job(
+        watch_sla,
+        "interval",
+        minutes=1,
+        args=[core, SlaWatcher(core.cases)],
+        id="sla",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.add_job(
         sweep_abandoned,
         "interval",
@@ -224,6 +235,12 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
 async def dispatch_due(core: Core) -> None:
     """One scheduler tick: due follow-ups, reminders, escalations, then whatever the outbox holds."""
     await core.dispatcher.tick()
+    await core.outbox.deliver()
+
+
+async def watch_sla(core: Core, watcher: SlaWatcher) -> None:
+    """One scheduler tick of the SLA watcher, then whatever it said."""
+    await watcher.tick()
     await core.outbox.deliver()
 
 
