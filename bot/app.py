@@ -29,7 +29,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from bot.channels.telegram import TelegramMessenger
 from bot.channels.terminal import TerminalMessenger
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import Settings, StartupError
 from bot.delivery.outbox import Outbox
 from bot.delivery.port import Messenger
@@ -41,6 +41,7 @@ from bot.handlers.terminal import TerminalChat
 from bot.i18n import Translator
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.periodic import catch_up, plan_key_accounts, plan_routine, recompute_estimated_followups
+from bot.scheduling.sla import SlaWatcher
 from bot.services.cases import CaseDesk
 from bot.services.conversation import ConversationService
 from bot.services.desk_commands import DeskCommands
@@ -211,6 +212,16 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         coalesce=True,
         misfire_grace_time=None,
     )
+    # Warnings before a case's deadline and the supervisors called after it; stamped on the ticket, so said once.
+    scheduler.add_job(
+        watch_sla,
+        "interval",
+        minutes=1,
+        args=[core, SlaWatcher(core.cases)],
+        id="sla",
+        max_instances=1,
+        coalesce=True,
+    )
     scheduler.add_job(
         sweep_abandoned,
         "interval",
@@ -226,6 +237,12 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
 async def dispatch_due(core: Core) -> None:
     """One scheduler tick: due follow-ups, reminders, escalations, then whatever the outbox holds."""
     await core.dispatcher.tick()
+    await core.outbox.deliver()
+
+
+async def watch_sla(core: Core, watcher: SlaWatcher) -> None:
+    """One scheduler tick of the SLA watcher, then whatever it said."""
+    await watcher.tick()
     await core.outbox.deliver()
 
 
@@ -330,19 +347,41 @@ async def _serve_webhook(settings: Settings, bot: Bot, dispatcher: Dispatcher) -
         await runner.cleanup()
 
 
-async def run_terminal(settings: Settings, source: TextIO = sys.stdin, out: TextIO = sys.stdout) -> None:
+async def run_terminal(
+    settings: Settings, source: TextIO = sys.stdin, out: TextIO = sys.stdout, clock: Clock | None = None
+) -> None:
     t = Translator(settings.default_locale)
     user = settings.terminal_user_id
     # The terminal shows the staff chat's messages too, marked, so the whole path can be seen.
     staff_chat = settings.staff_chat_id if settings.staff_chat_id is not None else -user
     messenger = TerminalMessenger(user_chat_id=user, out=out, staff_prefix=t("terminal.staff_prefix"))
-    core = await build_core(settings, messenger, staff_chat_id=staff_chat)
+    # This chat's own clock: `/wait 2h` moves it, and everything the core does reads it.
+    own_clock = OffsetClock(clock or SystemClock())
+    core = await build_core(settings, messenger, own_clock, staff_chat_id=staff_chat)
+    # The person at the terminal is an admin here (as ADMIN_IDS are in Telegram), so `/as staff` works.
+    core.team.admin_ids = core.team.admin_ids | {user}
     # Only this chat's own messages are printed: rows queued for Telegram chats by a Telegram
     # run on the same database stay queued for it.
     scheduler = build_scheduler(core, deliver_outbox=False)
     scheduler.start()
+    watcher = SlaWatcher(core.cases)
+
+    async def due_jobs() -> None:
+        await dispatch_due(core)
+        await watch_sla(core, watcher)
+
     try:
-        chat = TerminalChat(core.service, core.outbox, messenger, user, settings.default_locale)
+        chat = TerminalChat(
+            core.service,
+            core.outbox,
+            messenger,
+            user,
+            settings.default_locale,
+            team=core.team,
+            staff_chat_id=staff_chat,
+            clock=own_clock,
+            due_jobs=due_jobs,
+        )
         await chat.run(source)
     finally:
         scheduler.shutdown(wait=False)

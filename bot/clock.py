@@ -31,3 +31,19 @@ class FrozenClock:
 
     def set(self, moment: datetime) -> None:
         self._now = moment
+
+
+class OffsetClock:
+    """Another clock's time, moved forward by hand: the terminal chat's `/wait 2h` shows tomorrow today."""
+
+    def __init__(self, inner: Clock) -> None:
+        self.inner = inner
+        self.offset = timedelta()
+
+    def now(self) -> datetime:
+        return self.inner.now() + self.offset
+
+    def advance(self, delta: timedelta) -> None:
+        if delta < timedelta():
+            raise ValueError("time only moves forward")
+        self.offset += delta
