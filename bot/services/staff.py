@@ -20,8 +20,8 @@ from bot.i18n import Translator
 from bot.services.installations import InstallationError, parse_install_args, register_installation
 from bot.services.registry import Registry
 from bot.services.render import text_payload
-from bot.services.team import Member, Team
-from bot.services.turn import StaffAction
+from bot.services.team import Team
+from bot.services.turn import Member, StaffAction
 from bot.services.updates import Updates, UpdateWork
 from bot.storage.models import FollowUp, Merchant, OutboxMessage
 
