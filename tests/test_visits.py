@@ -20,8 +20,8 @@ from tests.test_case_desk import ENGINEER, SHOP, open_repair, press
 HOURS = WorkingHours()  # 09:00-18:00
 
 
-def at(*parts: int) -> datetime:
-    return datetime(*parts, tzinfo=SHANGHAI)  # type: ignore[misc]
+def at(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
 
 
 def weekdays(day: date) -> bool:
