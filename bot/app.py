@@ -56,6 +56,7 @@ from bot.services.staff import StaffDesk
 from bot.services.team import Team
 from bot.services.turn import StaffChat
 from bot.services.updates import Updates
+from bot.services.visits import Visits
 from bot.storage.db import create_engine, session_factory, upgrade_async
 
 log = logging.getLogger("posbot")
@@ -121,6 +122,7 @@ async def build_core(
     for capability in (
         team,
         cases,
+        Visits(cases),
         dialogues,
         Preferences(dialogues, settings.default_locale),
         MerchantIdentity(dialogues, zone),

@@ -179,3 +179,20 @@ class AssignTo(CallbackData, prefix="ca"):
 
     ticket_id: int
     staff_id: int
+
+
+@dataclass(frozen=True)
+class VisitSlot(CallbackData, prefix="vs"):
+    """Staff's choice of an appointment time for a case's on-site visit (minutes since 1970, UTC)."""
+
+    ticket_id: int
+    at: int
+
+
+@dataclass(frozen=True)
+class VisitAnswer(CallbackData, prefix="va"):
+    """The merchant's answer to an offered visit; `at` names the offer, so an answer to an older one is stale."""
+
+    ticket_id: int
+    at: int
+    answer: Literal["confirm", "another"]
