@@ -179,3 +179,19 @@ class AssignTo(CallbackData, prefix="ca"):
 
     ticket_id: int
     staff_id: int
+
+
+@dataclass(frozen=True)
+class CallTask(CallbackData, prefix="ct"):
+    """A call task: take the call (the number comes privately), then record the answers in that direct chat."""
+
+    followup_id: int
+    action: Literal["take", "record"]
+
+
+@dataclass(frozen=True)
+class FindingAction(CallbackData, prefix="fd"):
+    """Under a survey finding's case: open a repair ticket for the merchant."""
+
+    ticket_id: int
+    action: Literal["repair"]
