@@ -14,7 +14,7 @@ from sqlalchemy import select
 from bot.app import Core, dispatch_due
 from bot.clock import FrozenClock
 from bot.delivery.callbacks import CallTask
-from bot.storage.models import Answer, FollowUp, StaffAudit, Submission
+from bot.storage.models import Answer, StaffAudit, Submission
 from tests.conftest import STAFF_CHAT
 from tests.fakes import FakeBotAPI
 from tests.telegram_harness import STEP_TIMEOUT, TOKEN, Chat, running_bot, telegram_settings
