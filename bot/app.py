@@ -42,12 +42,14 @@ from bot.i18n import Translator
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.scheduling.periodic import catch_up, plan_key_accounts, plan_routine, recompute_estimated_followups
 from bot.scheduling.sla import SlaWatcher
+from bot.services.calls import CallDesk
 from bot.services.cases import CaseDesk
 from bot.services.conversation import ConversationService
 from bot.services.desk_commands import DeskCommands
 from bot.services.dialogues import Dialogues
 from bot.services.expiry import sweep_abandoned
-from bot.services.followups import FollowUpSurveys
+from bot.services.findings import Findings
+from bot.services.followups import CallTasks, FollowUpSurveys
 from bot.services.merchants import MerchantIdentity
 from bot.services.preferences import Preferences
 from bot.services.registry import Registry
@@ -85,6 +87,7 @@ class Core:
     dispatcher: FollowUpDispatcher
     team: Team
     cases: CaseDesk
+    calls: CallTasks
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -119,6 +122,7 @@ async def build_core(
     )
     repairs = RepairReports(dialogues, cases, zone)
     desk = StaffDesk(updates, team, policy, calendar, locale=settings.default_locale, zone=zone)
+    calls = CallTasks(staff_chat, settings.default_locale, zone)
     for capability in (
         team,
         cases,
@@ -127,9 +131,11 @@ async def build_core(
         Preferences(dialogues, settings.default_locale),
         MerchantIdentity(dialogues, zone),
         repairs,
-        FollowUpSurveys(dialogues, policy, calendar),
+        FollowUpSurveys(dialogues, policy, calendar, calls=calls),
         desk,
         DeskCommands(team, cases, zone, settings.default_locale),
+        CallDesk(team, dialogues, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone),
+        Findings(cases, team, forms, policy, locale=settings.default_locale),
     ):
         capability.register(registry)
 
@@ -170,10 +176,11 @@ async def build_core(
         dispatcher,
         team,
         cases,
+        calls,
     )
     async with sessions() as session, session.begin():
         await recompute_estimated_followups(session, policy, calendar)
-    await catch_up(sessions, policy, calendar, clock)
+    await catch_up(sessions, policy, calendar, clock, calls=calls)
     return core
 
 
@@ -210,6 +217,7 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         day=1,
         hour=8,
         args=[core.sessions, core.policy, core.calendar, core.clock],
+        kwargs={"calls": core.calls},
         id="key_accounts",
         coalesce=True,
         misfire_grace_time=None,

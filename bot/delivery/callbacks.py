@@ -196,3 +196,19 @@ class VisitAnswer(CallbackData, prefix="va"):
     ticket_id: int
     at: int
     answer: Literal["confirm", "another"]
+
+
+@dataclass(frozen=True)
+class CallTask(CallbackData, prefix="ct"):
+    """A call task: take the call (the number comes privately), then record the answers in that direct chat."""
+
+    followup_id: int
+    action: Literal["take", "record"]
+
+
+@dataclass(frozen=True)
+class FindingAction(CallbackData, prefix="fd"):
+    """Under a survey finding's case: open a repair ticket for the merchant."""
+
+    ticket_id: int
+    action: Literal["repair"]

@@ -11,6 +11,7 @@ from datetime import time
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from bot.domain.cases import PERMISSIONS, SUPERVISOR_ONLY, Role, Severity
+from bot.domain.findings import DEFAULT_FINDINGS, FindingRule
 
 
 class _Strict(BaseModel):
@@ -68,6 +69,7 @@ class DeskPolicy(_Strict):
     sla: Sla = Sla()
     routing: Routing = Routing()
     supervisor_only: frozenset[str] = SUPERVISOR_ONLY
+    findings: tuple[FindingRule, ...] = DEFAULT_FINDINGS  # survey answers that open a case
 
     @field_validator("supervisor_only")
     @classmethod

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -18,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, PlannedFollowUp, routine_sample
-from bot.services.followups import followup_row, periodic_plan, recompute_estimated, taken_sources
+from bot.services.followups import CallTasks, followup_row, periodic_plan, recompute_estimated, taken_sources
 from bot.storage.models import FollowUp, Merchant
 
 log = logging.getLogger("posbot.periodic")
@@ -37,14 +38,13 @@ def quarter_period(local: datetime) -> str:
     return f"{local.year}Q{(local.month - 1) // 3 + 1}"
 
 
-async def _active_merchants(session: AsyncSession, key_accounts_only: bool = False) -> list[int]:
+async def _active_merchants(session: AsyncSession) -> list[int]:
+    """Merchants the chat reaches and who have not stopped the surveys."""
     query = select(Merchant.id).where(
         Merchant.telegram_user_id.is_not(None),
         Merchant.routine_opt_out.is_(False),
         Merchant.unreachable.is_(False),
     )
-    if key_accounts_only:
-        query = query.where(Merchant.key_account.is_(True))
     return list((await session.execute(query.order_by(Merchant.id))).scalars())
 
 
@@ -83,21 +83,55 @@ async def plan_routine(
 
 
 async def plan_key_accounts(
-    sessions: async_sessionmaker[AsyncSession], policy: FollowUpPolicy, calendar: WorkCalendar, clock: Clock
+    sessions: async_sessionmaker[AsyncSession],
+    policy: FollowUpPolicy,
+    calendar: WorkCalendar,
+    clock: Clock,
+    *,
+    calls: CallTasks | None = None,
 ) -> int:
+    """This quarter's review of every key account (001 §5: mandated, whatever the chat says).
+
+    Accounts the chat cannot reach (never linked, blocked the bot, stopped the surveys) are
+    phoned instead: with `calls`, their review is a call task from the day it would have been
+    sent. Without it (tools, tests) they are planned like the others, and the dispatcher
+    escalates the unlinked and the unreachable when it comes to send them.
+    """
     now = clock.now()
     local = now.astimezone(calendar.zone)
+    plan = periodic_plan(policy, calendar, "key_account", now)
     async with sessions() as session, session.begin():
-        accounts = await _active_merchants(session, key_accounts_only=True)
-        planned = await _plan_period(
-            session,
-            periodic_plan(policy, calendar, "key_account", now),
-            merchant_ids=accounts,
-            period=quarter_period(local),
-            now=now,
+        accounts = list(
+            (
+                await session.execute(select(Merchant).where(Merchant.key_account.is_(True)).order_by(Merchant.id))
+            ).scalars()
         )
-    log.info("key-account review: %s newly planned", planned)
+        keys = {m.id: f"key_account:{quarter_period(local)}:{m.id}" for m in accounts}
+        taken = await taken_sources(session, keys.values())
+        planned = called = 0
+        for merchant in accounts:
+            if keys[merchant.id] in taken:
+                continue
+            row = followup_row(plan, keys[merchant.id], merchant.id, plan.kind, now, now)
+            session.add(row)
+            planned += 1
+            reason = _out_of_chat(merchant)
+            if reason is not None and calls is not None:
+                await calls.post(session, row, reason, now)
+                called += 1
+    log.info("key-account review: %s newly planned, %s of them as call tasks", planned, called)
     return planned
+
+
+def _out_of_chat(merchant: Merchant) -> str | None:
+    """Why the chat will not carry this merchant's review, if it will not."""
+    if merchant.telegram_user_id is None:
+        return "not_linked"
+    if merchant.unreachable:
+        return "unreachable"
+    if merchant.routine_opt_out:
+        return "opted_out"
+    return None
 
 
 async def _period_planned(session: AsyncSession, kind: str, period: str) -> bool:
@@ -110,7 +144,12 @@ async def _period_planned(session: AsyncSession, kind: str, period: str) -> bool
 
 
 async def catch_up(
-    sessions: async_sessionmaker[AsyncSession], policy: FollowUpPolicy, calendar: WorkCalendar, clock: Clock
+    sessions: async_sessionmaker[AsyncSession],
+    policy: FollowUpPolicy,
+    calendar: WorkCalendar,
+    clock: Clock,
+    *,
+    calls: CallTasks | None = None,
 ) -> int:
     """At start-up: plan this month's sample and this quarter's review if their moment has passed unplanned.
 
@@ -122,7 +161,12 @@ async def catch_up(
     quarter_month = 3 * ((local.month - 1) // 3) + 1
     periods: list[tuple[str, str, datetime, Planner]] = [
         ("routine", month_period(local), local.replace(day=1), plan_routine),
-        ("key_account", quarter_period(local), local.replace(month=quarter_month, day=1), plan_key_accounts),
+        (
+            "key_account",
+            quarter_period(local),
+            local.replace(month=quarter_month, day=1),
+            partial(plan_key_accounts, calls=calls),
+        ),
     ]
     planned = 0
     for kind, period, first_day, plan in periods:

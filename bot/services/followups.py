@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.delivery.callbacks import CallOutcome, FollowUpChoice
+from bot.delivery.callbacks import CallOutcome, CallTask, FollowUpChoice
 from bot.dialogs.engine import Text
 from bot.dialogs.schema import Form
 from bot.domain.calendar import WorkCalendar
@@ -30,13 +30,16 @@ from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
 from bot.services.render import inline_keyboard, text_payload
 from bot.services.turn import Turn
-from bot.storage.models import FollowUp, Merchant, Submission, Terminal, Ticket, TicketEvent
+from bot.services.updates import UpdateWork
+from bot.storage.models import FollowUp, Merchant, OutboxMessage, Submission, Terminal, Ticket, TicketEvent
 
 log = logging.getLogger("posbot.followups")
 
 # Repair and complaint follow-ups are part of handling a case; everything else is a survey
 # a merchant may decline for good.
 CASE_KINDS = frozenset({"repair", "complaint"})
+# Mandated by the company's policy (001 §5): a merchant who stops the surveys is phoned instead.
+CALL_ON_OPT_OUT = frozenset({"install_first", "install_second", "key_account"})
 OPEN_STATUSES = ("scheduled", "sent", "reminded")
 ANSWERABLE_STATUSES = ("sent", "reminded", "escalated")
 # Which answer reopens the case a follow-up asks about.
@@ -213,12 +216,60 @@ def escalation(
         number=followup.id,
     )
     rows = [
+        [(t("calls.button.take"), CallTask(followup.id, "take"))],
         [
             (t("survey_buttons.staff_reached"), CallOutcome(followup.id, "reached")),
             (t("survey_buttons.staff_not_reached"), CallOutcome(followup.id, "unreached")),
-        ]
+        ],
     ]
     return text_payload(text, inline_keyboard(rows))
+
+
+class CallTasks:
+    """Where call tasks go: the staff group, in its language, with the merchant's number masked.
+
+    The dispatcher posts its own (no answer, unreachable); this posts the ones decided elsewhere:
+    a merchant who stopped the surveys, a key account the chat cannot reach.
+    """
+
+    def __init__(self, staff_chat_id: int | None, locale: str, zone: ZoneInfo) -> None:
+        self.staff_chat_id = staff_chat_id
+        self.t = Translator(locale)
+        self.zone = zone
+
+    async def post(
+        self, session: AsyncSession, followup: FollowUp, reason: str, now: datetime, work: UpdateWork | None = None
+    ) -> None:
+        """Make `followup` a call task; its message shows when the survey would have been sent, not before."""
+        shows_at = max(now, followup.send_at)
+        followup.status = "escalated"
+        followup.escalation_reason = reason
+        followup.escalated_at = shows_at
+        followup.lease_until = None
+        followup.remind_at = None
+        await session.flush()
+        if self.staff_chat_id is None:
+            log.warning("follow-up %s is a call task but STAFF_CHAT_ID is not set", followup.id)
+            return
+        merchant = await session.get(Merchant, followup.merchant_id)
+        assert merchant is not None
+        serial = await terminal_serial(session, followup.terminal_id)
+        payload = escalation(self.t, followup, merchant, serial, self.zone)
+        columns: dict[str, Any] = {"followup_id": followup.id, "not_before": shows_at if shows_at > now else None}
+        if work is not None:
+            work.say(self.staff_chat_id, payload, purpose="escalation", **columns)
+            return
+        session.add(
+            OutboxMessage(
+                chat_id=self.staff_chat_id,
+                payload=payload,
+                purpose="escalation",
+                status="pending",
+                attempts=0,
+                created_at=now,
+                **columns,
+            )
+        )
 
 
 class FollowUpSurveys:
@@ -230,11 +281,13 @@ class FollowUpSurveys:
         policy: FollowUpPolicy,
         calendar: WorkCalendar,
         snooze: timedelta = timedelta(hours=3),
+        calls: CallTasks | None = None,
     ) -> None:
         self.dialogues = dialogues
         self.policy = policy
         self.calendar = calendar
         self.snooze = snooze
+        self.calls = calls
 
     def register(self, registry: Registry) -> None:
         registry.button(FollowUpChoice, self.on_button)
@@ -264,19 +317,54 @@ class FollowUpSurveys:
             turn.say_text("followup.snoozed", when=when)
 
     async def _opt_out(self, turn: Turn, merchant: Merchant) -> None:
+        """Stop the surveys: routine ones are cancelled; the mandated ones (installation checks, a key
+        account's review) become call tasks; repair and complaint follow-ups go on. Staff hear which is which."""
         if not merchant.routine_opt_out:
             merchant.routine_opt_out = True
-            await turn.session.execute(
-                update(FollowUp)
+            rows = await turn.session.execute(
+                select(FollowUp)
                 .where(
                     FollowUp.merchant_id == merchant.id,
                     FollowUp.status.in_(OPEN_STATUSES),
                     FollowUp.kind.not_in(CASE_KINDS),
                 )
-                .values(status="cancelled", outcome="opted_out", lease_until=None)
+                .order_by(FollowUp.send_at, FollowUp.id)
             )
-            turn.say_to_staff(Text("staff_followups.opted_out", {"merchant": merchant.name, "id": merchant.id}))
+            cancelled: list[FollowUp] = []
+            called: list[FollowUp] = []
+            for followup in rows.scalars():
+                if followup.kind in CALL_ON_OPT_OUT and self.calls is not None:
+                    await self.calls.post(turn.session, followup, "opted_out", turn.now, work=turn.work)
+                    called.append(followup)
+                else:
+                    followup.status, followup.outcome, followup.lease_until = "cancelled", "opted_out", None
+                    cancelled.append(followup)
+            turn.say_to_staff(self._opt_out_notice(turn, merchant, cancelled, called))
+            if called:  # one message: what stops, and the calls that still come
+                turn.say(text_payload(f"{turn.t('followup.stopped')}\n\n{turn.t('calls.opt_out.told_merchant')}"))
+                return
         turn.say_text("followup.stopped")
+
+    def _opt_out_notice(
+        self, turn: Turn, merchant: Merchant, cancelled: list[FollowUp], called: list[FollowUp]
+    ) -> Text:
+        """Exactly what changed: each follow-up cancelled, each one that became a call task and from when."""
+
+        def line(followup: FollowUp, key: str) -> Text:
+            when = max(turn.now, followup.send_at).astimezone(turn.zone).strftime("%Y-%m-%d %H:%M")
+            return Text(key, {"kind": Text(f"followup.kind.{followup.kind}"), "number": followup.id, "when": when})
+
+        parts = [line(f, "calls.opt_out.cancelled_line") for f in cancelled] or [Text("calls.opt_out.none")]
+        calls = [line(f, "calls.opt_out.call_line") for f in called] or [Text("calls.opt_out.none")]
+        return Text(
+            "calls.opt_out.notice",
+            {
+                "merchant": merchant.name,
+                "id": merchant.id,
+                "cancelled": parts,
+                "called": calls,
+            },
+        )
 
     async def on_submitted(self, turn: Turn, form: Form, submission: Submission, answers: dict[str, Any]) -> None:
         if submission.followup_id is None:
@@ -285,11 +373,17 @@ class FollowUpSurveys:
         if followup is None:
             return
         now = turn.now
-        followup.status = "completed"
-        followup.completed_at = now
-        followup.outcome = "on_time" if now <= followup.window_end else "late"
-        followup.lease_until = None
-        turn.say_text("followup.thanks")
+        phoned = submission.method == "phone"
+        if followup.status != "completed":  # a second set of answers counts, but the first completed it
+            followup.status = "completed"
+            followup.completed_at = now
+            followup.outcome = "on_time" if now <= followup.window_end else "late"
+            followup.lease_until = None
+            followup.method = "phone" if phoned else "chat"
+            if phoned:
+                followup.handled_by = submission.operator_id
+        if not phoned:
+            turn.say_text("followup.thanks")  # staff recording a call hear from the call desk instead
         rule = REOPEN_ON.get(form.key)
         if rule is not None and answers.get(rule[0]) is rule[1] and followup.ticket_id is not None:
             await self._reopen(turn, followup.ticket_id, submission, answers)
@@ -305,13 +399,14 @@ class FollowUpSurveys:
             TicketEvent(
                 ticket_id=ticket.id,
                 at=now,
-                actor=f"merchant:{turn.conversation.telegram_user_id}",
+                actor=_actor(turn, submission),
                 action="reopened",
                 detail={"submission": submission.id, "reason": answers.get("still_wrong") or answers.get("why")},
             )
         )
-        turn.say_text("followup.reopened", number=ticket.number)
-        merchant = await turn.merchant()
+        if submission.method != "phone":
+            turn.say_text("followup.reopened", number=ticket.number)
+        merchant = await turn.session.get(Merchant, submission.merchant_id) if submission.merchant_id else None
         turn.say_to_staff(
             Text(
                 "staff_followups.ticket_reopened",
@@ -322,6 +417,13 @@ class FollowUpSurveys:
                 },
             ),
         )
+
+
+def _actor(turn: Turn, submission: Submission) -> str:
+    """Who gave the answers: the merchant in the chat, or the staff member who phoned them."""
+    if submission.method == "phone":
+        return f"staff:{submission.operator_id}"
+    return f"merchant:{turn.conversation.telegram_user_id}"
 
 
 async def terminal_serial(session: AsyncSession, terminal_id: int | None) -> str | None:
