@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import os
+import re
 import types
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -233,3 +234,36 @@ async def add_staff(core: Core, user_id: int, role: str = "service", name: str |
 
     async with core.sessions() as session, session.begin():
         session.add(Staff(telegram_user_id=user_id, name=name or f"staff {user_id}", role=role, active=True))
+
+
+# A mainland mobile number written out in full (single spaces or dashes allowed between digits).
+FULL_MOBILE = re.compile(r"(?<![\d*])(?:\+?86[ \-]?)?1[3-9]\d(?:[ \-]?\d){8}(?!\d)")
+
+
+@pytest.fixture(autouse=True)
+def no_full_phone_number_reaches_a_group(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Over every message any test sends to a group chat (negative id), through the fake Bot API server or
+    the recording messenger, edits included: phone numbers are masked there (DOMAIN: data protection)."""
+    from tests.fakes import FakeBotAPI
+
+    servers: list[Any] = []
+    said: list[tuple[int, str]] = []
+    create, record = FakeBotAPI.__init__, RecordingMessenger.send
+
+    def tracked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        create(self, *args, **kwargs)
+        servers.append(self)
+
+    async def tracked_send(self: RecordingMessenger, chat_id: int, payload: dict[str, Any]) -> int | None:
+        said.append((chat_id, str(payload.get("text") or "")))
+        return await record(self, chat_id, payload)
+
+    monkeypatch.setattr(FakeBotAPI, "__init__", tracked_init)
+    monkeypatch.setattr(RecordingMessenger, "send", tracked_send)
+    yield
+    for server in servers:
+        for message in server.sent():
+            said.append((message.chat_id, message.text or ""))
+            said.extend((message.chat_id, old or "") for old, _ in message.history)
+    leaks = [text for chat_id, text in said if chat_id < 0 and FULL_MOBILE.search(text)]
+    assert not leaks, f"a full phone number reached a group chat: {leaks[0]!r}"

@@ -17,6 +17,7 @@ from bot.dialogs.schema import DEFAULT_SERIAL_PATTERN
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy
 from bot.domain.phones import normalize_phone
+from bot.domain.privacy import mask_numbers
 from bot.services.followups import PlanResult, plan_followups
 from bot.services.merchants import add_merchant
 from bot.storage.models import Merchant, Terminal
@@ -120,7 +121,8 @@ async def register_installation(
     merchant = await find_merchant(session, request.merchant_ref)
     if merchant is None:
         if not request.merchant_name or normalize_phone(request.merchant_ref) is None:
-            raise InstallationError("install.unknown_merchant", ref=request.merchant_ref)
+            # Said back in the staff group, where a typed phone number is shown masked.
+            raise InstallationError("install.unknown_merchant", ref=mask_numbers(request.merchant_ref))
         merchant = await add_merchant(session, name=request.merchant_name, phone=request.merchant_ref, now=now)
     terminal = (await session.execute(select(Terminal).where(Terminal.serial == request.serial))).scalar_one_or_none()
     if terminal is None:
