@@ -131,7 +131,7 @@ async def build_core(
         Preferences(dialogues, settings.default_locale),
         MerchantIdentity(dialogues, zone),
         repairs,
-        FollowUpSurveys(dialogues, policy, calendar, calls=calls),
+        FollowUpSurveys(dialogues, policy, calendar, calls=calls, reopen=cases.reopen),
         desk,
         DeskCommands(team, cases, zone, settings.default_locale),
         CallDesk(team, dialogues, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone),

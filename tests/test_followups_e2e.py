@@ -191,7 +191,8 @@ async def test_not_fixed_after_a_repair_reopens_the_ticket(
     async with core.sessions() as session:
         ticket = (await session.execute(select(Ticket).where(Ticket.kind == "repair"))).scalar_one()
         finding = (await session.execute(select(Ticket).where(Ticket.kind == "finding"))).scalar_one()
-    assert ticket.status == "reopened"
+    assert (ticket.status, ticket.reopen_count) == ("reopened", 1)
+    assert ticket.sla_due_at is not None and ticket.sla_due_at > ticket.created_at  # a fresh deadline from the reopening
     assert finding.role == "aftersales" and "2★" in (finding.quote or "")  # the 2-star rating is looked into too
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -305,8 +305,7 @@ class CaseDesk:
         elif action == "close":
             ticket.closed_at = done.now
         elif action == "reopen":
-            ticket.reopen_count += 1
-            ticket.resolved_at = ticket.closed_at = None
+            self._restart(ticket, done.now)
         event = {"resolve_remote": "resolved", "resolve_onsite": "resolved"}.get(action, action)
         audit: dict[str, Any] = {"state": ticket.status, **(detail or {})}
         if action in ("resolve_remote", "resolve_onsite"):
@@ -326,6 +325,25 @@ class CaseDesk:
                 await hook(done, ticket)
         done.callback_text = self.t("case.done", number=ticket.number, state=self.t(f"ticket_status.{ticket.status}"))
         return True
+
+    def _restart(self, ticket: Ticket, now: datetime) -> None:
+        """A reopened case counts the reopening and gets a fresh resolution deadline from now."""
+        ticket.reopen_count += 1
+        ticket.resolved_at = ticket.closed_at = None
+        ticket.sla_due_at = deadlines(self.desk, self.calendar, ticket.severity, now).resolve_by
+        ticket.resolve_warned_at = ticket.resolve_breached_at = None
+
+    async def reopen(self, work: UpdateWork, ticket: Ticket, *, actor: str, detail: dict[str, Any]) -> None:
+        """The merchant is not satisfied (a follow-up's answer): the case opens again, to the same handler,
+        posted anew so the group sees it at the bottom."""
+        try:
+            ticket.status = next_state(ticket.status, "reopen")
+        except InvalidTransition:
+            log.info("case %s is %s: not reopened again", ticket.number, ticket.status)
+            return
+        self._restart(ticket, work.now)
+        work.session.add(TicketEvent(ticket_id=ticket.id, at=work.now, actor=actor, action="reopened", detail=detail))
+        await self.post(work, ticket, again=True)
 
     async def _staff_row(self, session: AsyncSession, member: Member) -> Staff:
         """The member's row (an admin acting for the first time gets one, so the case can name them)."""

@@ -10,7 +10,7 @@ here in the merchant's own transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +44,8 @@ OPEN_STATUSES = ("scheduled", "sent", "reminded")
 ANSWERABLE_STATUSES = ("sent", "reminded", "escalated")
 # Which answer reopens the case a follow-up asks about.
 REOPEN_ON = {"post_repair": ("fixed", False), "post_complaint": ("satisfied", False)}
+# Opens a case again (the staff desk's CaseDesk.reopen): work, ticket, actor=, detail=.
+Reopen = Callable[..., Awaitable[None]]
 
 
 @dataclass(frozen=True)
@@ -282,7 +284,9 @@ class FollowUpSurveys:
         calendar: WorkCalendar,
         snooze: timedelta = timedelta(hours=3),
         calls: CallTasks | None = None,
+        reopen: Reopen | None = None,
     ) -> None:
+        self.reopen = reopen  # the staff desk's: an unsatisfied answer opens the case again
         self.dialogues = dialogues
         self.policy = policy
         self.calendar = calendar
@@ -392,18 +396,17 @@ class FollowUpSurveys:
         ticket = await turn.session.get(Ticket, ticket_id)
         if ticket is None:
             return
-        now = turn.now
-        ticket.status = "reopened"
-        ticket.resolved_at = None
-        turn.session.add(
-            TicketEvent(
-                ticket_id=ticket.id,
-                at=now,
-                actor=_actor(turn, submission),
-                action="reopened",
-                detail={"submission": submission.id, "reason": answers.get("still_wrong") or answers.get("why")},
+        detail = {"submission": submission.id, "reason": answers.get("still_wrong") or answers.get("why")}
+        if self.reopen is not None:
+            await self.reopen(turn.work, ticket, actor=_actor(turn, submission), detail=detail)
+        else:
+            ticket.status = "reopened"
+            ticket.resolved_at = None
+            turn.session.add(
+                TicketEvent(
+                    ticket_id=ticket.id, at=turn.now, actor=_actor(turn, submission), action="reopened", detail=detail
+                )
             )
-        )
         if submission.method != "phone":
             turn.say_text("followup.reopened", number=ticket.number)
         merchant = await turn.session.get(Merchant, submission.merchant_id) if submission.merchant_id else None
