@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.delivery.callbacks import AssignTo, CaseButton
+from bot.delivery.callbacks import AssignTo, CallbackData, CaseButton
 from bot.delivery.port import Payload
 from bot.domain.calendar import WorkCalendar
 from bot.domain.cases import ACTIONS, InvalidTransition, actions_for, canonical_state, next_state, permitted
@@ -49,6 +49,8 @@ log = logging.getLogger("posbot.cases")
 
 # A step another capability takes when its button is pressed (a visit to schedule, on-site work to record).
 CaseStep = Callable[[UpdateWork, StaffAction, Member, Ticket], Awaitable[None]]
+# Buttons another capability adds to a kind of case, as the case stands now.
+CaseTool = Callable[[AsyncSession, Ticket], Awaitable[list[tuple[str, CallbackData]]]]
 # What a resolution sets off beyond the case itself.
 ResolvedHook = Callable[[UpdateWork, Ticket], Awaitable[None]]
 # A staff member's reply to a prompt the desk sent (purpose "ask:<what>"): the text answers it.
@@ -97,6 +99,7 @@ class CaseDesk:
         self.steps: dict[str, CaseStep] = {}
         self.prompts: dict[str, PromptAnswer] = {}
         self.on_resolved: list[ResolvedHook] = [self._warranty, self._plan_follow_up]
+        self.tools: dict[str, list[CaseTool]] = {}
 
     def register(self, registry: Registry) -> None:
         registry.staff_button(CaseButton, self.team.button(self.press))
@@ -109,6 +112,10 @@ class CaseDesk:
         if action in self.steps:
             raise ValueError(f"case step {action!r} is registered twice")
         self.steps[action] = handler
+
+    def tool(self, kind: str, buttons: CaseTool) -> None:
+        """Another capability's buttons on this kind of case (e.g. a finding's "open a repair ticket")."""
+        self.tools.setdefault(kind, []).append(buttons)
 
     def prompt(self, what: str, handler: PromptAnswer) -> None:
         if what in self.prompts:
@@ -209,9 +216,14 @@ class CaseDesk:
                 lines.append(t("case.resolve_by", at=self._moment(ticket.sla_due_at)))
         if ticket.reopen_count:
             lines.append(t("case.reopened_times", count=ticket.reopen_count))
-        return text_payload("\n".join(line for line in lines if line), self.keyboard(ticket, bool(photos)))
+        extra: list[tuple[str, CallbackData]] = []
+        for tool in self.tools.get(ticket.kind, ()):
+            extra += await tool(session, ticket)
+        return text_payload("\n".join(line for line in lines if line), self.keyboard(ticket, bool(photos), extra))
 
-    def keyboard(self, ticket: Ticket, photos: bool) -> dict[str, Any] | None:
+    def keyboard(
+        self, ticket: Ticket, photos: bool, extra: list[tuple[str, CallbackData]] | None = None
+    ) -> dict[str, Any] | None:
         """The buttons that fit the state; who may press which is checked on the press."""
         state = canonical_state(ticket.status)
         actions: list[str] = list(actions_for(state, "supervisor", self.desk.supervisor_only))
@@ -221,7 +233,11 @@ class CaseDesk:
             actions.append("call")
         if photos:
             actions.append("photos")
-        buttons = [(self.t(f"case.button.{a}"), CaseButton(ticket.id, a)) for a in actions]  # type: ignore[arg-type]
+        buttons: list[tuple[str, CallbackData]] = [
+            (self.t(f"case.button.{a}"), CaseButton(ticket.id, a))  # type: ignore[arg-type]
+            for a in actions
+        ]
+        buttons += extra or []
         rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
         return inline_keyboard(rows) if rows else None
 

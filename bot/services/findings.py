@@ -13,8 +13,9 @@ import logging
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.delivery.callbacks import FindingAction
+from bot.delivery.callbacks import CallbackData, FindingAction
 from bot.dialogs.engine import Text, describe
 from bot.dialogs.loader import FormRegistry
 from bot.dialogs.schema import Form
@@ -23,7 +24,7 @@ from bot.domain.followup_policy import FollowUpPolicy, PolicyError
 from bot.i18n import Translator
 from bot.services.cases import CaseDesk
 from bot.services.registry import Registry
-from bot.services.render import inline_keyboard, text_payload
+from bot.services.render import text_payload
 from bot.services.team import Team
 from bot.services.turn import Member, StaffAction, Turn
 from bot.services.updates import UpdateWork
@@ -48,6 +49,7 @@ class Findings:
     def register(self, registry: Registry) -> None:
         registry.on_submitted(self.on_submitted)
         registry.staff_button(FindingAction, self.team.button(self.open_repair))
+        self.cases.tool("finding", self.repair_button)
 
     # ---- a survey submitted ------------------------------------------------------------------------------
 
@@ -85,7 +87,6 @@ class Findings:
             "method": submission.method,
         }
         await self.cases.open(turn.work, ticket, actor=actor, detail=detail)
-        self._offer_repair(turn.work, ticket)
 
     def quote(self, form: Form, met: list[FindingRule], answers: dict[str, Any]) -> str:
         """Each answer that met a rule, once, with why it matters, and what the merchant added after it."""
@@ -114,16 +115,11 @@ class Findings:
             )
         ).removeprefix("• ")
 
-    def _offer_repair(self, work: UpdateWork, finding: Ticket) -> None:
-        if self.cases.staff_chat_id is None or finding.merchant_id is None:
-            return
-        keyboard = inline_keyboard([[(self.t("findings.button.repair"), FindingAction(finding.id, "repair"))]])
-        work.say(
-            self.cases.staff_chat_id,
-            text_payload(self.t("findings.repair_offer", number=finding.number), keyboard),
-            purpose="finding",
-            ticket_id=finding.id,
-        )
+    async def repair_button(self, session: AsyncSession, finding: Ticket) -> list[tuple[str, CallbackData]]:
+        """On a finding's case message, until a repair ticket has been opened from it."""
+        if finding.merchant_id is None or finding.id is None or await self._repair_of(session, finding) is not None:
+            return []
+        return [(self.t("findings.button.repair"), FindingAction(finding.id, "repair"))]
 
     # ---- open a repair ticket from a finding ---------------------------------------------------------------
 
@@ -133,7 +129,7 @@ class Findings:
         if finding is None or finding.kind != "finding" or finding.merchant_id is None:
             done.callback_text = self.t("error.stale_button")
             return
-        already = await self._repair_of(done, finding)
+        already = await self._repair_of(session, finding)
         if already is not None:
             done.callback_text, done.alert = self.t("findings.repair_exists", number=already), True
             return
@@ -170,13 +166,14 @@ class Findings:
             )
         )
         await self.cases.tell_merchant(done, repair, "findings.tell.repair_opened")
-        if action.message_id is not None:
-            text = self.t("findings.repair_opened", finding=finding.number, repair=repair.number, who=member.name)
-            done.say(action.chat_id, {**text_payload(text), "edit_message_id": action.message_id}, purpose="staff")
+        await session.flush()
+        await self.cases.post(done, finding)  # the finding's button gives way: the repair is open
+        text = self.t("findings.repair_opened", finding=finding.number, repair=repair.number, who=member.name)
+        done.say(action.chat_id, text_payload(text), purpose="staff", ticket_id=finding.id)
         done.callback_text = self.t("findings.repair_opened_toast", number=repair.number)
 
-    async def _repair_of(self, done: UpdateWork, finding: Ticket) -> str | None:
-        found = await done.session.execute(
+    async def _repair_of(self, session: AsyncSession, finding: Ticket) -> str | None:
+        found = await session.execute(
             select(TicketEvent.detail).where(TicketEvent.ticket_id == finding.id, TicketEvent.action == "repair_opened")
         )
         detail = found.scalars().first()
