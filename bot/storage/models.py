@@ -127,6 +127,17 @@ class Ticket(Base):
     reopen_count: Mapped[int] = mapped_column(Integer, default=0)
     # The case message in the staff group, edited in place: the outbox row that says it.
     case_outbox_id: Mapped[int | None] = mapped_column(Id)
+    # Complaints (issue 9): what the merchant wants, whether staff marked it serious, the date staff
+    # promised for a complex case, the solution on the table and the outcome agreed.
+    outcome_wanted: Mapped[str | None] = mapped_column(String(20))
+    serious: Mapped[bool] = mapped_column(Boolean, default=False)
+    expected_at: Mapped[datetime | None] = mapped_column(Timestamp)
+    proposal: Mapped[str | None] = mapped_column(Text)
+    proposed_outcome: Mapped[str | None] = mapped_column(String(20))
+    agreed_outcome: Mapped[str | None] = mapped_column(String(20))
+    # A question staff relayed to the merchant, waiting for the merchant's answer.
+    question: Mapped[str | None] = mapped_column(Text)
+    question_asked_at: Mapped[datetime | None] = mapped_column(Timestamp)
     # A survey finding's origin and the answer it quotes.
     followup_id: Mapped[int | None] = mapped_column(Id, index=True)
     quote: Mapped[str | None] = mapped_column(Text)
