@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Literal, get_args, get_origin, get_type_hints
 
+from bot.domain.cases import Action
+
 MAX_BYTES = 64  # Bot API: callback_data is 1-64 bytes
 MAX_ID = 2**31 - 1  # ids and revisions are 32-bit integer columns
 _NUMBER = re.compile(r"(0|[1-9][0-9]{0,9})")  # ASCII only: str.isdigit() also takes '²' and '٣'
@@ -158,19 +160,7 @@ class CaseButton(CallbackData, prefix="cs"):
     """A button on a case message in the staff group: a lifecycle action, or a tool (call, photos)."""
 
     ticket_id: int
-    action: Literal[
-        "take",
-        "assign",
-        "schedule_visit",
-        "start_work",
-        "wait_parts",
-        "resolve_remote",
-        "resolve_onsite",
-        "close",
-        "reopen",
-        "call",
-        "photos",
-    ]
+    action: Literal[Action, "call", "photos"]  # nested Literals flatten: every lifecycle action, and the tools
 
 
 @dataclass(frozen=True)

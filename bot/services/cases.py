@@ -56,18 +56,6 @@ ResolvedHook = Callable[[UpdateWork, Ticket], Awaitable[None]]
 # A staff member's reply to a prompt the desk sent (purpose "ask:<what>"): the text answers it.
 PromptAnswer = Callable[[UpdateWork, StaffAction, Member, Ticket, str], Awaitable[None]]
 
-# Merchants hear of these changes; the others are the desk's own business.
-TOLD_MERCHANT = (
-    "take",
-    "assign",
-    "schedule_visit",
-    "start_work",
-    "wait_parts",
-    "resolve_remote",
-    "resolve_onsite",
-    "close",
-    "reopen",
-)
 MEDIA_GROUP_MAX = 10  # Bot API sendMediaGroup: 2-10 items
 NUMBER_PREFIX = {"repair": "R", "complaint": "C", "finding": "F", "enquiry": "Q"}
 
@@ -334,7 +322,7 @@ class CaseDesk:
             TicketEvent(ticket_id=ticket.id, at=done.now, actor=f"staff:{member.user_id}", action=event, detail=audit)
         )
         await self.post(done, ticket)
-        if action in TOLD_MERCHANT:
+        if action in ACTIONS:  # the merchant hears of every lifecycle step
             await self.tell_merchant(done, ticket, f"case.tell.{action}", who=staff.name)
         if action in ("resolve_remote", "resolve_onsite"):
             for hook in self.on_resolved:
