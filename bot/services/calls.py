@@ -29,7 +29,7 @@ from bot.services.render import inline_keyboard, text_payload
 from bot.services.team import Team
 from bot.services.turn import Incoming, Member, StaffAction, StaffChat, Turn
 from bot.services.updates import UpdateWork
-from bot.storage.models import Conversation, FollowUp, Merchant, OutboxMessage, Staff, StaffAudit, Submission
+from bot.storage.models import Conversation, FollowUp, Merchant, OutboxMessage, Staff, Submission
 
 log = logging.getLogger("posbot.calls")
 
@@ -99,15 +99,7 @@ class CallDesk:
         )
         keyboard = inline_keyboard([[(t("calls.button.record"), CallTask(followup.id, "record"))]])
         done.say(conversation.chat_id, text_payload(text, keyboard), purpose="phone")
-        done.session.add(
-            StaffAudit(
-                at=done.now,
-                telegram_user_id=member.user_id,
-                action="phone_revealed",
-                subject=f"followup:{followup.id}",
-                detail={"chat": action.chat_id},
-            )
-        )
+        done.audit(member.user_id, "phone_revealed", f"followup:{followup.id}", chat=action.chat_id)
         await self._mark_task(done, followup, self.t("calls.taken", who=member.name, at=self._stamp(done)), keep=True)
         done.callback_text, done.alert = self.t("case.phone_sent"), True
 

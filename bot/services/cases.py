@@ -39,7 +39,6 @@ from bot.storage.models import (
     Merchant,
     OutboxMessage,
     Staff,
-    StaffAudit,
     Terminal,
     Ticket,
     TicketEvent,
@@ -271,15 +270,7 @@ class CaseDesk:
         role = "supervisor" if member.supervisor else member.role
         if not permitted(role, action, ticket.status, self.desk.supervisor_only):
             done.callback_text, done.alert = self.t("team.not_supervisor"), True
-            done.session.add(
-                StaffAudit(
-                    at=done.now,
-                    telegram_user_id=member.user_id,
-                    action="refused",
-                    subject=f"ticket:{ticket.id}",
-                    detail={"action": action, "reason": "not_supervisor"},
-                )
-            )
+            done.audit(member.user_id, "refused", f"ticket:{ticket.id}", action=action, reason="not_supervisor")
             return False
         return True
 
@@ -466,15 +457,7 @@ class CaseDesk:
             purpose="phone",
             ticket_id=ticket.id,
         )
-        done.session.add(
-            StaffAudit(
-                at=done.now,
-                telegram_user_id=member.user_id,
-                action="phone_revealed",
-                subject=f"ticket:{ticket.id}",
-                detail={"chat": action.chat_id},
-            )
-        )
+        done.audit(member.user_id, "phone_revealed", f"ticket:{ticket.id}", chat=action.chat_id)
         done.callback_text, done.alert = self.t("case.phone_sent"), True
 
     # ---- the merchant's evidence ----------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from bot.services.render import text_payload
 from bot.services.team import Team
 from bot.services.turn import Member, StaffAction
 from bot.services.updates import UpdateWork
-from bot.storage.models import Merchant, Staff, StaffAudit, Terminal, Ticket, TicketEvent
+from bot.storage.models import Merchant, Staff, Terminal, Ticket, TicketEvent
 
 # One answer stays well inside Telegram's 4096 characters.
 LIST_LIMIT = 30
@@ -265,15 +265,7 @@ class DeskCommands:
             )
             lines += [f"    {line}" for line in cases.get(merchant.id, [])] or ["    " + self.t("desk.find.no_cases")]
             if reveal and merchant.phone:
-                session.add(
-                    StaffAudit(
-                        at=done.now,
-                        telegram_user_id=member.user_id,
-                        action="phone_revealed",
-                        subject=f"merchant:{merchant.id}",
-                        detail={"chat": action.chat_id, "via": "find"},
-                    )
-                )
+                done.audit(member.user_id, "phone_revealed", f"merchant:{merchant.id}", chat=action.chat_id, via="find")
         if total > len(merchants):
             lines.append(self.t("desk.more", count=total - len(merchants)))
         self._reply(done, action, "\n".join(lines))

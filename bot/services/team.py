@@ -23,7 +23,7 @@ from bot.services.registry import Registry, StaffCommand
 from bot.services.render import text_payload
 from bot.services.turn import Member, StaffAction
 from bot.services.updates import Updates, UpdateWork
-from bot.storage.models import Staff, StaffAudit
+from bot.storage.models import Staff
 
 log = logging.getLogger("posbot.team")
 
@@ -130,15 +130,7 @@ class Team:
             return member
         reason = "not_staff" if member is None else "not_supervisor"
         log.warning("refused %s to user %s (%s)", what, action.user_id, reason)
-        done.session.add(
-            StaffAudit(
-                at=done.now,
-                telegram_user_id=action.user_id,
-                action="refused",
-                subject=what[:40],
-                detail={"chat": action.chat_id, "reason": reason},
-            )
-        )
+        done.audit(action.user_id, "refused", what, chat=action.chat_id, reason=reason)
         # Said in the person's own language: they may be a merchant who wandered in.
         return Translator(locale_for(action.language_code, self.locale))(f"team.{reason}")
 
@@ -152,15 +144,7 @@ class Team:
             reply = await self._list(done.session, t)
         elif verb in ("add", "remove") and not member.admin:
             reply = t("team.admin_only")
-            done.session.add(
-                StaffAudit(
-                    at=done.now,
-                    telegram_user_id=action.user_id,
-                    action="refused",
-                    subject=f"command:staff {verb}",
-                    detail={"chat": action.chat_id, "reason": "not_admin"},
-                )
-            )
+            done.audit(action.user_id, "refused", f"command:staff {verb}", chat=action.chat_id, reason="not_admin")
         elif verb == "add":
             reply = await self._add(done, action, rest.split(), t)
         elif verb == "remove":
@@ -191,15 +175,7 @@ class Team:
             if words[1:] or staff.name == str(user_id):
                 staff.name = name
         staff.added_by, staff.added_at = action.user_id, done.now
-        session.add(
-            StaffAudit(
-                at=done.now,
-                telegram_user_id=action.user_id,
-                action="staff_added",
-                subject=f"staff:{user_id}",
-                detail={"role": role},
-            )
-        )
+        done.audit(action.user_id, "staff_added", f"staff:{user_id}", role=role)
         return t("team.added", name=staff.name, role=t(f"role.{role}"))
 
     async def _remove(self, done: UpdateWork, action: StaffAction, words: list[str], t: Translator) -> str:
@@ -214,9 +190,7 @@ class Team:
         if staff is None or not staff.active:
             return t("team.not_found", user=user_id)
         staff.active = False
-        session.add(
-            StaffAudit(at=done.now, telegram_user_id=action.user_id, action="staff_removed", subject=f"staff:{user_id}")
-        )
+        done.audit(action.user_id, "staff_removed", f"staff:{user_id}")
         return t("team.removed", name=staff.name)
 
     async def _list(self, session: AsyncSession, t: Translator) -> str:

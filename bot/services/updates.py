@@ -21,7 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.clock import Clock
 from bot.delivery.outcome import Outcome
 from bot.delivery.port import Payload
-from bot.storage.models import OutboxMessage, ProcessedUpdate
+from bot.storage.models import OutboxMessage, ProcessedUpdate, StaffAudit
 
 log = logging.getLogger("posbot.updates")
 
@@ -53,6 +53,12 @@ class UpdateWork:
         self.session.add(message)
         self.messages.append(message)
         return message
+
+    def audit(self, user_id: int, what: str, subject: str, **detail: Any) -> None:
+        """Record, in this transaction, who did or tried something sensitive (a refusal, a number revealed)."""
+        self.session.add(
+            StaffAudit(at=self.now, telegram_user_id=user_id, action=what, subject=subject[:40], detail=detail)
+        )
 
 
 Work = Callable[[UpdateWork], Awaitable[None]]
