@@ -93,3 +93,16 @@ async def test_sends_held_up_on_the_way_never_put_more_than_the_limit_in_one_sec
         assert all(message_id is not None for message_id in sent)
         assert len(server.sent()) == merchants
         assert (server.count_429, telegram.retry_after_count) == (0, 0)
+
+
+async def test_keyboards_reach_telegram_as_the_bot_built_them(api: FakeBotAPI, telegram: TelegramMessenger) -> None:
+    buttons = {"inline_keyboard": [[{"text": "Start", "callback_data": "f:1:start"}]]}
+    contact = {"keyboard": [[{"text": "Share my phone number", "request_contact": True}]], "resize_keyboard": True}
+
+    await telegram.send(SHOP, {"text": "How did the installation go?", "reply_markup": buttons})
+    await telegram.send(SHOP, {"text": "Please share your phone number", "reply_markup": contact})
+    await telegram.send(SHOP, {"text": "Thank you", "reply_markup": {"remove_keyboard": True}})
+
+    markups = [message.reply_markup for message in api.sent(SHOP)]
+    assert markups == [buttons, contact, {"remove_keyboard": True}]
+    assert api.buttons(api.sent(SHOP)[0]) == [("Start", "f:1:start")]

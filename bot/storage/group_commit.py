@@ -4,12 +4,11 @@ The dispatcher records each send as soon as it is made; one transaction per reco
 cost more CPU than the send itself. Here a write waits while the transaction before
 it commits, then goes in with every other write that arrived meanwhile: one
 commit for the lot, and each caller still learns its own statement's row count.
-With one writer nothing waits, so a lone write costs what it did.
-
-Under a steady stream (sends leave one by one at the rate limit) commits are also
+A write that comes when nothing has been committed for `spacing` seconds goes in at
+once. Under a steady stream (sends leave one by one at the rate limit) commits are
 spaced `spacing` seconds apart, so that each gathers the writes of that stretch
-instead of one or two. The statements are Core ones on a plain connection: no ORM
-session is needed to run an UPDATE.
+instead of one or two. The statements run on a plain connection: an UPDATE needs
+no ORM session.
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ class _Write:
 class GroupCommit:
     def __init__(self, sessions: async_sessionmaker[AsyncSession], spacing: float = 0.0) -> None:
         engine = sessions.kw.get("bind")
-        assert isinstance(engine, AsyncEngine), "GroupCommit needs sessions bound to one engine"
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError("group commit needs sessions bound to one engine")
         self.engine = engine
         self.spacing = spacing
         self._waiting: list[_Write] = []
