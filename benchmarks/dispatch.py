@@ -43,7 +43,7 @@ PEER_IN_FLIGHT = 64
 
 
 async def ours(api: ServerProcess, url: str, count: int, limit: float) -> dict[str, Any]:
-    settings = Settings(bot_token=TOKEN, telegram_api_base=api.base_url, database_url=url, _env_file=None)  # type: ignore[call-arg]
+    settings = Settings(bot_token=TOKEN, telegram_api_base=api.base_url, database_url=url, _env_file=None)  # type: ignore[call-arg,arg-type]
     bot = make_bot(settings)
     # Told the server's own limit, as the peer is: the messenger's send window keeps every one-second window
     # at the server within it, however the requests bunch up on the way.
