@@ -106,7 +106,7 @@ async def measure(url: str) -> float:
             async with sessions() as session, session.begin():
                 await session.execute(
                     update(FollowUp)
-                    .where(FollowUp.id.in_([c.followup.id for c in claimed]))
+                    .where(FollowUp.id.in_([c.id for c in claimed]))
                     .values(status="sent", lease_until=None)
                 )
     finally:

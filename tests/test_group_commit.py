@@ -16,7 +16,10 @@ from bot.storage.models import OutboxMessage
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
 
-async def test_concurrent_writes_share_transactions_and_each_gets_its_row_count(database_url: str) -> None:
+@pytest.mark.parametrize("spacing", [0.0, 0.05], ids=["back-to-back", "spaced"])
+async def test_concurrent_writes_share_transactions_and_each_gets_its_row_count(
+    database_url: str, spacing: float
+) -> None:
     await upgrade_async(database_url)
     engine = create_engine(database_url)
     try:
@@ -26,7 +29,7 @@ async def test_concurrent_writes_share_transactions_and_each_gets_its_row_count(
                 OutboxMessage(chat_id=i, payload={"text": "hi"}, purpose="reply", status="pending", created_at=NOW)
                 for i in range(1, 201)
             )
-        writes = GroupCommit(sessions)
+        writes = GroupCommit(sessions, spacing=spacing)
 
         async def mark(chat_id: int) -> int:
             await asyncio.sleep(0)

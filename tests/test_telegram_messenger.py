@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
@@ -71,3 +72,37 @@ async def test_an_edit_telegram_acknowledges_with_true_is_sent_once(
     async with core.sessions() as session:
         (row,) = (await session.execute(select(OutboxMessage))).scalars()
     assert (row.status, row.attempts, row.message_id, row.error) == ("sent", 1, shown, None)
+
+
+async def test_sends_held_up_on_the_way_never_put_more_than_the_limit_in_one_second() -> None:
+    """Requests that leave evenly can reach Telegram bunched (a new connection, a busy loop or server).
+
+    Here the first four are held before the server counts them, so they land together with the ones
+    sent after them: the messenger still keeps every one-second window at the server within the limit.
+    """
+    limit, merchants = 10, 25
+    async with FakeBotAPI(token=TOKEN) as server:
+        for i in range(merchants):
+            server.add_user(SHOP + 1 + i, first_name=f"shop {i}")
+        server.set_rate_limit(per_second=limit)
+        server.delay_next("sendMessage", seconds=0.4, count=4)
+        async with telegram_messenger(server, per_second=limit) as telegram:
+            sent = await asyncio.gather(
+                *(telegram.send(SHOP + 1 + i, {"text": f"Survey {i}", "reply_markup": None}) for i in range(merchants))
+            )
+        assert all(message_id is not None for message_id in sent)
+        assert len(server.sent()) == merchants
+        assert (server.count_429, telegram.retry_after_count) == (0, 0)
+
+
+async def test_keyboards_reach_telegram_as_the_bot_built_them(api: FakeBotAPI, telegram: TelegramMessenger) -> None:
+    buttons = {"inline_keyboard": [[{"text": "Start", "callback_data": "f:1:start"}]]}
+    contact = {"keyboard": [[{"text": "Share my phone number", "request_contact": True}]], "resize_keyboard": True}
+
+    await telegram.send(SHOP, {"text": "How did the installation go?", "reply_markup": buttons})
+    await telegram.send(SHOP, {"text": "Please share your phone number", "reply_markup": contact})
+    await telegram.send(SHOP, {"text": "Thank you", "reply_markup": {"remove_keyboard": True}})
+
+    markups = [message.reply_markup for message in api.sent(SHOP)]
+    assert markups == [buttons, contact, {"remove_keyboard": True}]
+    assert api.buttons(api.sent(SHOP)[0]) == [("Start", "f:1:start")]

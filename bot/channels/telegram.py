@@ -1,17 +1,30 @@
-"""Telegram delivery through aiogram, within Telegram's limits.
+"""Telegram delivery within Telegram's limits.
 
 Limits (Bot API FAQ): about 30 messages a second overall, one a second per chat,
-20 a minute per group. aiolimiter holds us under them; a 429 that still comes
-(another instance, a stricter server) pauses for `retry_after` and sends again.
+20 a minute per group. aiolimiter paces us under them, and a send window keeps any
+one second, as the server counts it, within the overall limit however the requests
+bunch up on the way; a 429 that still comes (another instance, a stricter server)
+pauses for `retry_after` and sends again.
+
+The two calls the messenger makes, sendMessage and editMessageText, go out as JSON
+on aiogram's own HTTP session, and of a successful answer only the message id is
+read: building aiogram's method objects, form-encoding them and validating the
+whole Message back cost more CPU than the rest of a follow-up's dispatch. Any other
+answer (a refusal, a 429, something unexpected) is handed to aiogram's own reader,
+so it raises exactly what aiogram raises.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from aiogram import Bot
+from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import (
     TelegramBadRequest,
     TelegramForbiddenError,
@@ -19,7 +32,9 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
+from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
+from aiohttp import ClientError, ClientTimeout
 from aiolimiter import AsyncLimiter
 
 from bot.delivery.port import Payload, Rejected, TryLater, Unreachable
@@ -27,6 +42,7 @@ from bot.delivery.port import Payload, Rejected, TryLater, Unreachable
 log = logging.getLogger("posbot.telegram")
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | None
+JSON_BODY = {"Content-Type": "application/json"}
 
 
 def markup_from_dict(data: dict[str, Any] | None) -> Markup:
@@ -38,6 +54,21 @@ def markup_from_dict(data: dict[str, Any] | None) -> Markup:
         return ReplyKeyboardMarkup.model_validate(data)
     if data.get("remove_keyboard"):
         return ReplyKeyboardRemove()
+    return None
+
+
+def wire_markup(data: dict[str, Any] | None, inline_only: bool = False) -> dict[str, Any] | None:
+    """The markup as it goes on the wire: the keyboards `markup_from_dict` would keep, as they are."""
+    if not data:
+        return None
+    if "inline_keyboard" in data:
+        return data
+    if inline_only:
+        return None
+    if "keyboard" in data:
+        return data
+    if data.get("remove_keyboard"):
+        return {"remove_keyboard": True}
     return None
 
 
@@ -57,6 +88,48 @@ class ChatLimiters:
         return limiter
 
 
+class SendWindow:
+    """At most `limit` requests in any `period` seconds as the server counts them, whatever their delays.
+
+    The server counts a request at some moment between our sending it and our reading its answer, so
+    a request counts here from the moment it leaves until `period` after its answer came back. Any two
+    requests the server counts less than `period` apart were then counted here together: the server
+    never sees more than `limit` in one period. A pacing limiter alone cannot promise that: requests
+    that left evenly can arrive bunched (a new connection, a busy event loop, a busy server).
+    """
+
+    def __init__(self, limit: int, period: float = 1.0) -> None:
+        self.limit = limit
+        self.period = period
+        self._in_flight = 0
+        self._answered: deque[float] = deque()  # when each answered request stops counting, oldest first
+        self._turn = asyncio.Lock()  # waiters queue in order
+        self._freed: asyncio.Future[None] | None = None
+
+    async def __aenter__(self) -> None:
+        loop = asyncio.get_running_loop()
+        async with self._turn:
+            while True:
+                now = loop.time()
+                answered = self._answered
+                while answered and answered[0] <= now:
+                    answered.popleft()
+                if self._in_flight + len(answered) < self.limit:
+                    break
+                if answered:
+                    await asyncio.sleep(answered[0] - now)
+                else:  # every slot is a request still in flight: wait for an answer, then for its period
+                    self._freed = loop.create_future()
+                    await self._freed
+        self._in_flight += 1
+
+    async def __aexit__(self, *_: object) -> None:
+        self._in_flight -= 1
+        self._answered.append(asyncio.get_running_loop().time() + self.period)
+        if self._freed is not None and not self._freed.done():
+            self._freed.set_result(None)
+
+
 class TelegramMessenger:
     def __init__(
         self,
@@ -67,19 +140,24 @@ class TelegramMessenger:
         request_timeout: int = 15,
     ) -> None:
         self.bot = bot
-        # A bucket of two, not of a second's worth: a full bucket spent at once would exceed the
-        # limit inside Telegram's one-second window, and a bucket of one loses a sixth of the
-        # rate to timer wake-ups (measured: 162/s of 196/s).
+        # Paced with a bucket of two, not of a second's worth: messages leave evenly, not in bursts
+        # (a bucket of one loses a sixth of the rate to timer wake-ups: 162/s of 196/s). The pace
+        # alone would not hold the limit at the server, where requests can arrive bunched: the
+        # window does.
         self.overall = AsyncLimiter(2, 2 / per_second)
+        self.window = SendWindow(max(1, int(per_second)))
         self.chats = chats or ChatLimiters()
         self.max_retries = max_retries
         self.request_timeout = request_timeout
         self.retry_after_count = 0
+        self._timeout = ClientTimeout(total=request_timeout)
+        self._send_defaults = _defaults(bot, protect_content=True)
+        self._edit_defaults = _defaults(bot, protect_content=False)
 
     async def send(self, chat_id: int, payload: Payload) -> int | None:
         failures = 0
         while True:
-            async with self.chats.for_chat(chat_id), self.overall:
+            async with self.chats.for_chat(chat_id), self.overall, self.window:
                 try:
                     return await self._call(chat_id, payload)
                 except TelegramRetryAfter as exc:
@@ -98,27 +176,90 @@ class TelegramMessenger:
             await asyncio.sleep(wait)
 
     async def _call(self, chat_id: int, payload: Payload) -> int | None:
-        markup = markup_from_dict(payload.get("reply_markup"))
+        text, data = payload["text"], payload.get("reply_markup")
         edit_id = payload.get("edit_message_id")
         if edit_id is not None:
-            try:
-                edited = await self.bot.edit_message_text(
-                    text=payload["text"],
+            body = {"chat_id": chat_id, "message_id": edit_id, "text": text, **self._edit_defaults}
+            if (markup := wire_markup(data, inline_only=True)) is not None:
+                body["reply_markup"] = markup
+
+            def edit() -> EditMessageText:
+                inline = markup_from_dict(data)
+                return EditMessageText(
                     chat_id=chat_id,
                     message_id=edit_id,
-                    reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
-                    request_timeout=self.request_timeout,
+                    text=text,
+                    reply_markup=inline if isinstance(inline, InlineKeyboardMarkup) else None,
                 )
+
+            try:
+                edited = await self._post("editMessageText", body, edit)
                 # Telegram answers an edit with the edited Message or, for inline messages, with
-                # True; aiogram passes either on as is (EditMessageText returns Message | bool).
-                # An ok answer is a success whatever its result: the message keeps its id.
-                return edited.message_id if isinstance(edited, Message) else int(edit_id)
+                # True. An ok answer is a success whatever its result: the message keeps its id.
+                return edited if edited is not None else int(edit_id)
             except TelegramBadRequest as exc:
                 if "message is not modified" in exc.message:
                     return int(edit_id)
                 # The message is gone or too old to edit: say it anew instead.
                 log.info("could not edit message %s in chat %s: %s", edit_id, chat_id, exc.message)
-        sent = await self.bot.send_message(
-            chat_id, payload["text"], reply_markup=markup, request_timeout=self.request_timeout
+        body = {"chat_id": chat_id, "text": text, **self._send_defaults}
+        if (markup := wire_markup(data)) is not None:
+            body["reply_markup"] = markup
+        sent = await self._post(
+            "sendMessage", body, lambda: SendMessage(chat_id=chat_id, text=text, reply_markup=markup_from_dict(data))
         )
-        return sent.message_id
+        if sent is None:  # aiogram validated the answer as a Message: it always has an id
+            raise TypeError("sendMessage was answered without a message id")
+        return sent
+
+    async def _post(self, name: str, body: dict[str, Any], method: Callable[[], TelegramMethod[Any]]) -> int | None:
+        """Call `name` with a JSON body; the message id of an ok answer, None for an ok answer without one.
+
+        `method` makes aiogram's method object, which is needed only when the answer is not a plain
+        success (aiogram's exceptions carry it) or when the bot talks through another kind of session.
+        """
+        session = self.bot.session
+        if not isinstance(session, AiohttpSession):  # another transport: aiogram speaks for us
+            return _message_id(await self.bot(method(), request_timeout=self.request_timeout))
+        http = await session.create_session()
+        url = session.api.api_url(token=self.bot.token, method=name)
+        data = json.dumps(body, ensure_ascii=False).encode()
+        try:
+            async with http.post(url, data=data, headers=JSON_BODY, timeout=self._timeout) as response:
+                raw = await response.read()
+                status = response.status
+        except TimeoutError as exc:
+            raise TelegramNetworkError(method=method(), message="Request timeout error") from exc
+        except ClientError as exc:
+            raise TelegramNetworkError(method=method(), message=f"{type(exc).__name__}: {exc}") from exc
+        if status == 200:
+            try:
+                answer = session.json_loads(raw)
+            except ValueError:
+                answer = None
+            if isinstance(answer, dict) and answer.get("ok") is True:
+                result = answer.get("result")
+                if isinstance(result, dict) and type(result.get("message_id")) is int:
+                    return int(result["message_id"])
+                if result is True and name == "editMessageText":
+                    return None
+        # A refusal, or an answer we do not recognise: aiogram reads it and raises what it would raise.
+        text = raw.decode("utf-8", "replace")
+        return _message_id(session.check_response(self.bot, method(), status, text).result)
+
+
+def _message_id(result: object) -> int | None:
+    """The id of the Message aiogram read from an answer; None for an answer of True."""
+    return result.message_id if isinstance(result, Message) else None
+
+
+def _defaults(bot: Bot, *, protect_content: bool) -> dict[str, Any]:
+    """The bot's default properties these two methods take, sent as aiogram sends them (unset ones left out)."""
+    default = bot.default
+    values: dict[str, Any] = {
+        "parse_mode": default.parse_mode,
+        "link_preview_options": default.link_preview.model_dump(exclude_none=True) if default.link_preview else None,
+    }
+    if protect_content:
+        values["protect_content"] = default.protect_content
+    return {name: value for name, value in values.items() if value}

@@ -4,7 +4,11 @@ The dispatcher records each send as soon as it is made; one transaction per reco
 cost more CPU than the send itself. Here a write waits while the transaction before
 it commits, then goes in with every other write that arrived meanwhile: one
 commit for the lot, and each caller still learns its own statement's row count.
-With one writer nothing waits, so a lone write costs what it did.
+A write that comes when nothing has been committed for `spacing` seconds goes in at
+once. Under a steady stream (sends leave one by one at the rate limit) commits are
+spaced `spacing` seconds apart, so that each gathers the writes of that stretch
+instead of one or two. The statements run on a plain connection: an UPDATE needs
+no ORM session.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import asyncio
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
 
 
@@ -25,10 +29,15 @@ class _Write:
 
 
 class GroupCommit:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, sessions: async_sessionmaker[AsyncSession], spacing: float = 0.0) -> None:
+        engine = sessions.kw.get("bind")
+        if not isinstance(engine, AsyncEngine):
+            raise TypeError("group commit needs sessions bound to one engine")
+        self.engine = engine
+        self.spacing = spacing
         self._waiting: list[_Write] = []
         self._committer: asyncio.Task[None] | None = None
+        self._last_start = float("-inf")
         self.transactions = 0  # how many commits the writes took, for benchmarks
 
     async def execute(self, statement: UpdateBase, params: dict[str, Any] | None = None) -> int:
@@ -43,7 +52,12 @@ class GroupCommit:
         return await asyncio.shield(write.done)
 
     async def _commit_all(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._waiting:
+            pause = self._last_start + self.spacing - loop.time()
+            if pause > 0:
+                await asyncio.sleep(pause)
+            self._last_start = loop.time()
             batch, self._waiting = self._waiting, []
             try:
                 counts = await self._commit(batch)
@@ -58,9 +72,9 @@ class GroupCommit:
 
     async def _commit(self, batch: list[_Write]) -> list[int]:
         counts = []
-        async with self.sessions() as session, session.begin():
+        async with self.engine.begin() as connection:
             for write in batch:
-                result = await session.execute(write.statement, write.params)
-                counts.append(int(result.rowcount))  # type: ignore[attr-defined]
+                result = await connection.execute(write.statement, write.params)
+                counts.append(int(result.rowcount))
         self.transactions += 1
         return counts
