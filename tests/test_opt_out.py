@@ -120,3 +120,26 @@ async def test_the_quarterly_review_covers_every_key_account_and_phones_those_th
     tasks = sent.texts(STAFF_CHAT)
     assert len(tasks) == 3 and all("重点客户回访" in text for text in tasks)
     assert ids["reachable"] not in {f.merchant_id for f in rows.values() if f.status == "escalated"}
+
+
+async def test_a_terminal_installed_after_the_merchant_opted_out_still_gets_its_check_by_phone(core: Core) -> None:
+    """The opt-out came first; the installation checks planned later are call tasks when due, not dropped."""
+    from datetime import timedelta
+
+    from bot.services.installations import InstallationRequest, register_installation
+
+    async with core.sessions() as session, session.begin():
+        merchant = await add_merchant(session, name="Quiet Shop", phone="13812345678", now=core.clock.now())
+        merchant.telegram_user_id, merchant.routine_opt_out = 7_000_200, True
+        await register_installation(
+            session,
+            InstallationRequest("QS123456", "13812345678", "P300", core.clock.now()),
+            core.policy,
+            core.calendar,
+            core.clock.now(),
+        )
+    core.clock.advance(timedelta(days=15))  # type: ignore[attr-defined]
+    await core.dispatcher.tick()
+    async with core.sessions() as session:
+        rows = {f.kind: (f.status, f.escalation_reason) for f in (await session.execute(select(FollowUp))).scalars()}
+    assert rows == {"install_first": ("escalated", "opted_out"), "install_second": ("escalated", "opted_out")}

@@ -106,3 +106,31 @@ async def test_keyboards_reach_telegram_as_the_bot_built_them(api: FakeBotAPI, t
     markups = [message.reply_markup for message in api.sent(SHOP)]
     assert markups == [buttons, contact, {"remove_keyboard": True}]
     assert api.buttons(api.sent(SHOP)[0]) == [("Start", "f:1:start")]
+
+
+async def test_evidence_goes_as_albums_and_mentions_as_entities(api: FakeBotAPI, telegram: TelegramMessenger) -> None:
+    """A merchant's photos reach the staff group by file_id as one album, a lone document as a document, and a
+    mention notifies by text_mention (no parse mode), exactly as the Bot API takes them."""
+    api.add_group(-100777, title="Staff", members=[SHOP])
+    photos = [api.user_sends_photo(SHOP, f"PH{i}")["message"]["photo"][-1]["file_id"] for i in range(3)]
+    receipt = api.user_sends_document(SHOP, "receipt.pdf")["message"]["document"]["file_id"]
+
+    album = [{"type": "photo", "media": file_id} for file_id in photos]
+    first = await telegram.send(-100777, {"text": "R-2026-000001: photos", "media": album})
+    single = await telegram.send(-100777, {"text": "", "media": [{"type": "document", "media": receipt}]})
+    name = "王主管"
+    text = f"⚠️ Overdue\n{name}"
+    mention = {
+        "type": "text_mention",
+        "offset": 10,
+        "length": 3,
+        "user": {"id": SHOP, "is_bot": False, "first_name": name},
+    }
+    await telegram.send(-100777, {"text": text, "entities": [mention], "reply_markup": None})
+
+    sent = api.sent(-100777)
+    assert [m.method for m in sent] == ["sendMediaGroup"] * 3 + ["sendDocument", "sendMessage"]
+    assert [m.file_id for m in sent[:3]] == photos and first == sent[0].message_id
+    assert sent[0].text == "R-2026-000001: photos" and sent[1].text is None  # the caption rides on the first
+    assert single == sent[3].message_id and sent[3].file_id == receipt
+    assert sent[4].text == text and sent[4].entities[0]["user"]["id"] == SHOP

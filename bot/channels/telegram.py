@@ -6,9 +6,10 @@ one second, as the server counts it, within the overall limit however the reques
 bunch up on the way; a 429 that still comes (another instance, a stricter server)
 pauses for `retry_after` and sends again.
 
-The two calls the messenger makes, sendMessage and editMessageText, go out as JSON
-on aiogram's own HTTP session, and of a successful answer only the message id is
-read: building aiogram's method objects, form-encoding them and validating the
+The calls the messenger makes (sendMessage and editMessageText, with text_mention
+entities when a payload mentions people; sendPhoto, sendDocument or sendMediaGroup
+for a payload's `media`) go out as JSON on aiogram's own HTTP session, and of a
+successful answer only the message id is read: building aiogram's method objects, form-encoding them and validating the
 whole Message back cost more CPU than the rest of a follow-up's dispatch. Any other
 answer (a refusal, a 429, something unexpected) is handed to aiogram's own reader,
 so it raises exactly what aiogram raises.
@@ -32,8 +33,16 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
-from aiogram.types import InlineKeyboardMarkup, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
+from aiogram.methods import EditMessageText, SendDocument, SendMediaGroup, SendMessage, SendPhoto, TelegramMethod
+from aiogram.types import (
+    InlineKeyboardMarkup,
+    InputMediaDocument,
+    InputMediaPhoto,
+    Message,
+    MessageEntity,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
 from aiohttp import ClientError, ClientTimeout
 from aiolimiter import AsyncLimiter
 
@@ -176,10 +185,16 @@ class TelegramMessenger:
             await asyncio.sleep(wait)
 
     async def _call(self, chat_id: int, payload: Payload) -> int | None:
+        if payload.get("media"):
+            return await self._send_media(chat_id, payload["media"], payload.get("text") or "")
         text, data = payload["text"], payload.get("reply_markup")
+        # Mentions that notify (text_mention) travel as entities, which replace any parse mode.
+        entities = payload.get("entities") or None
         edit_id = payload.get("edit_message_id")
         if edit_id is not None:
-            body = {"chat_id": chat_id, "message_id": edit_id, "text": text, **self._edit_defaults}
+            body = _with_entities(
+                {"chat_id": chat_id, "message_id": edit_id, "text": text, **self._edit_defaults}, entities
+            )
             if (markup := wire_markup(data, inline_only=True)) is not None:
                 body["reply_markup"] = markup
 
@@ -189,6 +204,7 @@ class TelegramMessenger:
                     chat_id=chat_id,
                     message_id=edit_id,
                     text=text,
+                    entities=_entity_objects(entities),
                     reply_markup=inline if isinstance(inline, InlineKeyboardMarkup) else None,
                 )
 
@@ -202,15 +218,42 @@ class TelegramMessenger:
                     return int(edit_id)
                 # The message is gone or too old to edit: say it anew instead.
                 log.info("could not edit message %s in chat %s: %s", edit_id, chat_id, exc.message)
-        body = {"chat_id": chat_id, "text": text, **self._send_defaults}
+        body = _with_entities({"chat_id": chat_id, "text": text, **self._send_defaults}, entities)
         if (markup := wire_markup(data)) is not None:
             body["reply_markup"] = markup
         sent = await self._post(
-            "sendMessage", body, lambda: SendMessage(chat_id=chat_id, text=text, reply_markup=markup_from_dict(data))
+            "sendMessage",
+            body,
+            lambda: SendMessage(
+                chat_id=chat_id, text=text, entities=_entity_objects(entities), reply_markup=markup_from_dict(data)
+            ),
         )
         if sent is None:  # aiogram validated the answer as a Message: it always has an id
             raise TypeError("sendMessage was answered without a message id")
         return sent
+
+    async def _send_media(self, chat_id: int, media: list[dict[str, Any]], caption: str) -> int | None:
+        """Photos or documents by file_id: one alone, or an album of 2-10 of one kind; the first one's id."""
+        if len(media) == 1:
+            kind, file_id = media[0]["type"], media[0]["media"]
+            body: dict[str, Any] = {"chat_id": chat_id, kind: file_id, **({"caption": caption} if caption else {})}
+
+            def single() -> TelegramMethod[Any]:
+                if kind == "photo":
+                    return SendPhoto(chat_id=chat_id, photo=file_id, caption=caption or None)
+                return SendDocument(chat_id=chat_id, document=file_id, caption=caption or None)
+
+            return await self._post("sendPhoto" if kind == "photo" else "sendDocument", body, single)
+        items = [
+            {"type": m["type"], "media": m["media"], **({"caption": caption} if caption and i == 0 else {})}
+            for i, m in enumerate(media)
+        ]
+
+        def album() -> SendMediaGroup:
+            kinds = {"photo": InputMediaPhoto, "document": InputMediaDocument}
+            return SendMediaGroup(chat_id=chat_id, media=[kinds[m["type"]](**m) for m in items])
+
+        return await self._post("sendMediaGroup", {"chat_id": chat_id, "media": items}, album)
 
     async def _post(self, name: str, body: dict[str, Any], method: Callable[[], TelegramMethod[Any]]) -> int | None:
         """Call `name` with a JSON body; the message id of an ok answer, None for an ok answer without one.
@@ -239,6 +282,8 @@ class TelegramMessenger:
                 answer = None
             if isinstance(answer, dict) and answer.get("ok") is True:
                 result = answer.get("result")
+                if isinstance(result, list) and result:  # an album: its first message stands for it
+                    result = result[0]
                 if isinstance(result, dict) and type(result.get("message_id")) is int:
                     return int(result["message_id"])
                 if result is True and name == "editMessageText":
@@ -249,8 +294,21 @@ class TelegramMessenger:
 
 
 def _message_id(result: object) -> int | None:
-    """The id of the Message aiogram read from an answer; None for an answer of True."""
+    """The id of the Message aiogram read from an answer (an album's first); None for an answer of True."""
+    if isinstance(result, list) and result:
+        result = result[0]
     return result.message_id if isinstance(result, Message) else None
+
+
+def _with_entities(body: dict[str, Any], entities: list[dict[str, Any]] | None) -> dict[str, Any]:
+    if entities:
+        body.pop("parse_mode", None)
+        body["entities"] = entities
+    return body
+
+
+def _entity_objects(entities: list[dict[str, Any]] | None) -> list[MessageEntity] | None:
+    return [MessageEntity.model_validate(e) for e in entities] if entities else None
 
 
 def _defaults(bot: Bot, *, protect_content: bool) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from bot.delivery.port import Messenger, Rejected, TryLater, Unreachable
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, reminder_at
 from bot.i18n import Translator
-from bot.services.followups import escalation, invitation
+from bot.services.followups import CALL_ON_OPT_OUT, escalation, invitation
 from bot.storage.group_commit import GroupCommit
 from bot.storage.models import Conversation, FollowUp, Merchant, OutboxMessage, Terminal
 
@@ -234,6 +234,9 @@ class FollowUpDispatcher:
             # may hold it now and send it, so sending this copy would make a duplicate.
             return "expired"
         if not reminder and claimed.routine_opt_out and claimed.kind not in ("repair", "complaint"):
+            if claimed.kind in CALL_ON_OPT_OUT:
+                # Mandated by the policy (001 §5): a merchant who stopped the surveys is phoned instead.
+                return await self._escalate(claimed.id, "opted_out", owner=claimed.lease_owner)
             await self._finish(claimed, status="cancelled", outcome="opted_out")
             return "cancelled"
         if claimed.telegram_user_id is None:

@@ -22,6 +22,8 @@ from tests.fakes.wire import (
     JSON,
     MAX_CAPTION,
     MAX_TEXT,
+    MEDIA_GROUP_MIXED,
+    MEDIA_GROUP_SIZE,
     MESSAGE_ID_EMPTY,
     NO_CAPTION_TO_EDIT,
     NO_TEXT_TO_EDIT,
@@ -43,7 +45,7 @@ class SentMessage:
     message_id: int
     text: str | None  # the text, or a photo's/document's caption, after parse_mode
     reply_markup: JSON | None  # as sent, reply keyboards included
-    method: str  # sendMessage | sendPhoto | sendDocument
+    method: str  # sendMessage | sendPhoto | sendDocument | sendMediaGroup
     kind: Literal["text", "photo", "document"]
     date: int
     entities: list[JSON] = field(default_factory=list)
@@ -58,6 +60,7 @@ class SentMessage:
     chat: JSON = field(default_factory=dict, repr=False)
     sender: JSON = field(default_factory=dict, repr=False)
     reply_to: JSON | None = field(default=None, repr=False)
+    media_group_id: str | None = None
 
     @property
     def file_id(self) -> str | None:
@@ -73,6 +76,8 @@ class SentMessage:
         if self.reply_to is not None:
             message["reply_to_message"] = self.reply_to
         text_key, entities_key = ("text", "entities") if self.kind == "text" else ("caption", "caption_entities")
+        if self.media_group_id is not None:
+            message["media_group_id"] = self.media_group_id
         if self.photo is not None:
             message["photo"] = self.photo
         if self.document is not None:
@@ -161,6 +166,46 @@ class Messages(Chats, Limits, Files):
             chat_id, 0, caption, markup, "sendDocument", "document", self._now(), entities, document=document
         )
         return self._commit(message, params, chat, reply_to)
+
+    def _send_media_group(self, params: Params) -> list[JSON]:
+        """An album: 2-10 photos (or 2-10 documents: they never mix with photos), answered with its Messages."""
+        chat_id = self._chat_id(params)
+        media = params.json("media", "Bad Request: can't parse media JSON object")
+        if not isinstance(media, list) or not 2 <= len(media) <= 10 or not all(isinstance(m, dict) for m in media):
+            raise bad(MEDIA_GROUP_SIZE)
+        kinds = {m.get("type") for m in media}
+        if "document" in kinds and kinds != {"document"}:
+            raise bad(MEDIA_GROUP_MIXED)
+        chat = self._writable_chat(chat_id)
+        reply_to = self._reply_target(chat_id, params)
+        items: list[tuple[str, Any, str | None]] = []
+        for item in media:
+            source = item.get("media")
+            if item.get("type") == "photo":
+                items.append(("photo", self._photo_sizes(source if isinstance(source, str) else None), None))
+            elif item.get("type") == "document":
+                items.append(("document", self._document(source if isinstance(source, str) else None), None))
+            else:
+                raise bad(f"Bad Request: unsupported media type {item.get('type')!r}")
+        self._admit_send(chat_id)
+        group = f"album{len(self._sent) + 1}"
+        answers = []
+        for (kind, content, _), item in zip(items, media, strict=True):
+            caption = item.get("caption") if isinstance(item.get("caption"), str) else None
+            message = SentMessage(
+                chat_id,
+                0,
+                caption,
+                None,
+                "sendMediaGroup",
+                kind,
+                self._now(),  # type: ignore[arg-type]
+                photo=content if kind == "photo" else None,
+                document=content if kind == "document" else None,
+                media_group_id=group,
+            )
+            answers.append(self._commit(message, params, chat, reply_to))
+        return answers
 
     def _commit(self, message: SentMessage, params: Params, chat: JSON, reply_to: JSON | None) -> JSON:
         """The send succeeded: number it, keep it, and answer with the Message."""
