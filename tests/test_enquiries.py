@@ -51,7 +51,7 @@ async def until_handled(core: Core, update: dict[str, Any]) -> None:
             return await session.get(ProcessedUpdate, update["update_id"]) is not None
 
     async with asyncio.timeout(STEP_TIMEOUT):
-        while not await recorded():
+        while not await recorded():  # noqa: ASYNC110 - the database offers no event to wait on
             await asyncio.sleep(0.02)
 
 
@@ -131,7 +131,9 @@ async def test_free_text_becomes_an_enquiry_that_staff_answer_by_replying_in_the
     assert draft is not None and draft.status == "submitted"  # the merchant's messages, kept as given
 
 
-async def test_no_keeps_nothing_but_the_answer_ok(api: FakeBotAPI, sqlite_url: str, tuesday_morning: FrozenClock) -> None:
+async def test_no_keeps_nothing_but_the_answer_ok(
+    api: FakeBotAPI, sqlite_url: str, tuesday_morning: FrozenClock
+) -> None:
     async with running_bot(api, telegram_settings(sqlite_url, api), tuesday_morning) as running:
         core = running.core
         await shop(core)
