@@ -47,6 +47,7 @@ from bot.services.cases import CaseDesk
 from bot.services.conversation import ConversationService
 from bot.services.desk_commands import DeskCommands
 from bot.services.dialogues import Dialogues
+from bot.services.enquiries import Enquiries
 from bot.services.expiry import sweep_abandoned
 from bot.services.findings import Findings
 from bot.services.followups import CallTasks, FollowUpSurveys
@@ -136,6 +137,7 @@ async def build_core(
         DeskCommands(team, cases, zone, settings.default_locale),
         CallDesk(team, dialogues, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone),
         Findings(cases, team, forms, policy, locale=settings.default_locale),
+        Enquiries(dialogues, cases, locale=settings.default_locale),  # last: its input handler takes any text left
     ):
         capability.register(registry)
 

@@ -307,6 +307,6 @@ async def test_a_report_left_unfinished_for_two_days_is_closed_and_the_merchant_
     assert await count(core, Submission, Submission.status == "abandoned") == 1
     assert await sweep_abandoned(core.service, core.dialogues, core.clock, core.outbox) == 0
     await m.text("hello?")
-    assert m.last()["text"].startswith("Send /repair to report a fault")
+    assert m.last()["text"].startswith("Send this to our service team?")  # free text is an enquiry now
     async with core.sessions() as session:
         assert (await session.get(Conversation, USER)).state is None  # type: ignore[union-attr]

@@ -202,3 +202,11 @@ class FindingAction(CallbackData, prefix="fd"):
 
     ticket_id: int
     action: Literal["repair"]
+
+
+@dataclass(frozen=True)
+class EnquiryChoice(CallbackData, prefix="eq"):
+    """The merchant's Yes / No to "send this to our service team?"; `draft` names the texts offered."""
+
+    draft: int
+    answer: Literal["send", "drop"]

@@ -56,6 +56,8 @@ ResolvedHook = Callable[[UpdateWork, Ticket], Awaitable[None]]
 PromptAnswer = Callable[[UpdateWork, StaffAction, Member, Ticket, str], Awaitable[None]]
 
 MEDIA_GROUP_MAX = 10  # Bot API sendMediaGroup: 2-10 items
+# Kinds whose case message a staff reply answers to the merchant (other kinds: a reply is a note).
+ANSWERED_BY_REPLY = ("enquiry", "complaint")
 NUMBER_PREFIX = {"repair": "R", "complaint": "C", "finding": "F", "enquiry": "Q"}
 
 
@@ -388,7 +390,8 @@ class CaseDesk:
         done.say(action.chat_id, payload, purpose=f"ask:{what}"[:24], ticket_id=ticket.id)
 
     async def answer_prompt(self, done: UpdateWork, action: StaffAction, member: Member, text: str) -> bool:
-        """A reply to one of the desk's prompts, or to a case message (a note on the case)."""
+        """A reply to one of the desk's prompts, or to a case message: the merchant's answer (enquiries,
+        complaints), or a note on the case."""
         if action.reply_to_message_id is None:
             return False
         found = await done.session.execute(
@@ -408,6 +411,8 @@ class CaseDesk:
             await self.prompts[row.purpose[4:]](done, action, member, ticket, text)
             return True
         if row.purpose in ("case", "case_edit"):
+            if ticket.kind in ANSWERED_BY_REPLY and await self._relay(done, action, member, ticket, text):
+                return True
             done.session.add(
                 TicketEvent(
                     ticket_id=ticket.id,
@@ -417,9 +422,53 @@ class CaseDesk:
                     detail={"note": text.strip()[:500]},
                 )
             )
-            done.say(action.chat_id, text_payload(self.t("case.note_saved", number=ticket.number)), purpose="staff")
+            key = "enquiries.no_chat" if ticket.kind in ANSWERED_BY_REPLY else "case.note_saved"
+            done.say(action.chat_id, text_payload(self.t(key, number=ticket.number)), purpose="staff")
             return True
         return False
+
+    async def _relay(self, done: UpdateWork, action: StaffAction, member: Member, ticket: Ticket, text: str) -> bool:
+        """A staff reply to an enquiry or a complaint is the service team's answer, said to the merchant as
+        typed (no markup); the first answer is the case's first response, and a new case is the replier's.
+        False when the merchant has no chat to say it in."""
+        conversation = (
+            await done.session.get(Conversation, ticket.telegram_user_id) if ticket.telegram_user_id else None
+        )
+        answer = text.strip()
+        if conversation is None or not answer:
+            return False
+        t = Translator(conversation.locale, self.t.locale)
+        payload = text_payload(t("enquiries.answer", number=ticket.number, text=answer))
+        done.say(conversation.chat_id, payload, purpose="answer", ticket_id=ticket.id)
+        if ticket.first_response_at is None:
+            ticket.first_response_at = done.now
+        role = "supervisor" if member.supervisor else member.role
+        if canonical_state(ticket.status) == "new" and permitted(
+            role, "take", ticket.status, self.desk.supervisor_only
+        ):
+            ticket.status = next_state(ticket.status, "take")
+            ticket.assignee_id = (await self._staff_row(done.session, member)).id
+            done.session.add(
+                TicketEvent(
+                    ticket_id=ticket.id,
+                    at=done.now,
+                    actor=f"staff:{member.user_id}",
+                    action="take",
+                    detail={"state": ticket.status, "by": "answer"},
+                )
+            )
+        done.session.add(
+            TicketEvent(
+                ticket_id=ticket.id,
+                at=done.now,
+                actor=f"staff:{member.user_id}",
+                action="answered",
+                detail={"staff": member.user_id, "text": answer[:2000]},
+            )
+        )
+        await self.post(done, ticket)
+        done.say(action.chat_id, text_payload(self.t("enquiries.relayed", number=ticket.number)), purpose="staff")
+        return True
 
     async def _record_onsite(
         self, done: UpdateWork, action: StaffAction, member: Member, ticket: Ticket, text: str

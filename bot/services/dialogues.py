@@ -9,8 +9,9 @@ the capability that registered the form's outcome.
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import delete
 
@@ -29,18 +30,28 @@ log = logging.getLogger("posbot.dialogues")
 # What the expiry sweep sends on a conversation's behalf when it has been left too long.
 TIMEOUT = "timeout"
 
+# Why a dialogue was left half-way: it lay untouched too long, or the merchant started another form.
+Abandonment = Literal["expired", "replaced"]
+# Told of a dialogue abandoned half-way (never of one the merchant cancelled), inside the update's transaction.
+AbandonedHook = Callable[[Turn, Form, Submission, Abandonment], Awaitable[None]]
+
 
 class Dialogues:
     def __init__(self, forms: FormRegistry, registry: Registry, abandon_after: timedelta) -> None:
         self.forms = forms
         self.registry = registry
         self.abandon_after = abandon_after
+        self.abandoned: list[AbandonedHook] = []
 
     def register(self, registry: Registry) -> None:
         registry.command("cancel", self.cancel)
         registry.button(DialogueAnswer, self.on_answer_button)
         registry.button(ResumeChoice, self.on_resume)
         registry.on_input(self.on_input)
+
+    def when_abandoned(self, hook: AbandonedHook) -> None:
+        """`hook` hears of every dialogue left half-way (expired, or replaced by another form)."""
+        self.abandoned.append(hook)
 
     # ---- reading the conversation ----------------------------------------------------------------
 
@@ -62,7 +73,7 @@ class Dialogues:
         context: dict[str, Any] | None = None,
         followup_id: int | None = None,
     ) -> None:
-        """Open a new dialogue; an open one is closed as abandoned first."""
+        """Open a new dialogue; an open one is closed as abandoned (replaced) first."""
         await self._close_open(turn, "abandoned")
         form = self.forms.latest(form_key)
         now = turn.local_now()
@@ -170,8 +181,11 @@ class Dialogues:
                 await outcome(turn, form, submission, answers)
             for hook in self.registry.submitted:
                 await hook(turn, form, submission, answers)
-        elif isinstance(effect, engine.Cancelled | engine.Abandoned):
-            self._finish(turn, submission, "cancelled" if isinstance(effect, engine.Cancelled) else "abandoned")
+        elif isinstance(effect, engine.Cancelled):
+            self._finish(turn, submission, "cancelled")
+        elif isinstance(effect, engine.Abandoned):
+            self._finish(turn, submission, "abandoned")
+            await self._tell_abandoned(turn, form, submission, "expired")
 
     def _finish(self, turn: Turn, submission: Submission, status: str) -> None:
         submission.status = status
@@ -179,13 +193,21 @@ class Dialogues:
         turn.conversation.submission_id = None
 
     async def _close_open(self, turn: Turn, status: str) -> None:
-        if self.open_state(turn.conversation) is None:
+        state = self.open_state(turn.conversation)
+        if state is None:
             return
         submission = await self.submission(turn)
         if submission is not None and submission.status == "in_progress":
             self._finish(turn, submission, status)
+            form = self.form_of(state)
+            if status == "abandoned" and form is not None:
+                await self._tell_abandoned(turn, form, submission, "replaced")
         turn.conversation.state = None
         turn.conversation.submission_id = None
+
+    async def _tell_abandoned(self, turn: Turn, form: Form, submission: Submission, why: Abandonment) -> None:
+        for hook in self.abandoned:
+            await hook(turn, form, submission, why)
 
     # ---- what merchants send ---------------------------------------------------------------------
 
@@ -211,6 +233,8 @@ class Dialogues:
         elif data.action == "continue":
             self.reprompt(turn)
         else:
+            # Starting over is the merchant's own choice, like /cancel: the old answers are not left half-way.
+            await self._close_open(turn, "cancelled")
             await self.start_form(turn, state.form_key, await turn.merchant_context())
 
     async def cancel(self, turn: Turn) -> None:
