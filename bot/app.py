@@ -44,6 +44,7 @@ from bot.scheduling.periodic import catch_up, plan_key_accounts, plan_routine, r
 from bot.scheduling.sla import SlaWatcher
 from bot.services.calls import CallDesk
 from bot.services.cases import CaseDesk
+from bot.services.complaint_desk import ComplaintDesk
 from bot.services.conversation import ConversationService
 from bot.services.desk_commands import DeskCommands
 from bot.services.dialogues import Dialogues
@@ -127,6 +128,7 @@ async def build_core(
     for capability in (
         team,
         cases,
+        ComplaintDesk(cases, dialogues),  # its merchant input (an answer to staff's question) before any other
         Visits(cases),
         dialogues,
         Preferences(dialogues, settings.default_locale),

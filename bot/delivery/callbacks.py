@@ -210,3 +210,25 @@ class EnquiryChoice(CallbackData, prefix="eq"):
 
     draft: int
     answer: Literal["send", "drop"]
+
+
+# What a complaint's staff may propose, and a merchant may ask for (the complaint form's "outcome wanted").
+ComplaintOutcome = Literal["replacement", "refund", "explanation", "apology", "other"]
+
+
+@dataclass(frozen=True)
+class ComplaintWork(CallbackData, prefix="cw"):
+    """Staff's tools on a complaint's case message; "outcome" is the kind of solution chosen after "propose"."""
+
+    ticket_id: int
+    action: Literal["ask", "propose", "outcome", "expect", "serious"]
+    outcome: Literal["none", ComplaintOutcome] = "none"
+
+
+@dataclass(frozen=True)
+class ComplaintAnswer(CallbackData, prefix="cp"):
+    """The merchant's answer to a proposed solution; `proposal` names it (its audit event), so an older one is stale."""
+
+    ticket_id: int
+    proposal: int
+    answer: Literal["accept", "reject"]

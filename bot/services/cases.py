@@ -54,6 +54,10 @@ CaseTool = Callable[[AsyncSession, Ticket], Awaitable[list[tuple[str, CallbackDa
 ResolvedHook = Callable[[UpdateWork, Ticket], Awaitable[None]]
 # A staff member's reply to a prompt the desk sent (purpose "ask:<what>"): the text answers it.
 PromptAnswer = Callable[[UpdateWork, StaffAction, Member, Ticket, str], Awaitable[None]]
+# Lines another capability adds to a kind of case's message (a complaint's proposal, its promised date).
+CaseDetail = Callable[[AsyncSession, Ticket], Awaitable[list[str]]]
+# What a capability says when a case reopens by the merchant's answer: lines that call the supervisors, or none.
+ReopenedHook = Callable[[UpdateWork, Ticket], Awaitable[list[str]]]
 
 MEDIA_GROUP_MAX = 10  # Bot API sendMediaGroup: 2-10 items
 # Kinds whose case message a staff reply answers to the merchant (other kinds: a reply is a note).
@@ -63,6 +67,11 @@ NUMBER_PREFIX = {"repair": "R", "complaint": "C", "finding": "F", "enquiry": "Q"
 
 def case_number(kind: str, year: int, ticket_id: int) -> str:
     return f"{NUMBER_PREFIX.get(kind, 'R')}-{year}-{ticket_id:06d}"
+
+
+def utf16_length(text: str) -> int:
+    """Telegram counts entity offsets in UTF-16 code units: an emoji outside the BMP counts two."""
+    return len(text.encode("utf-16-le")) // 2
 
 
 class CaseDesk:
@@ -89,6 +98,8 @@ class CaseDesk:
         self.prompts: dict[str, PromptAnswer] = {}
         self.on_resolved: list[ResolvedHook] = [self._warranty, self._plan_follow_up]
         self.tools: dict[str, list[CaseTool]] = {}
+        self.details: dict[str, list[CaseDetail]] = {}
+        self.on_reopened: list[ReopenedHook] = []
 
     def register(self, registry: Registry) -> None:
         registry.staff_button(CaseButton, self.team.button(self.press))
@@ -105,6 +116,10 @@ class CaseDesk:
     def tool(self, kind: str, buttons: CaseTool) -> None:
         """Another capability's buttons on this kind of case (e.g. a finding's "open a repair ticket")."""
         self.tools.setdefault(kind, []).append(buttons)
+
+    def detail(self, kind: str, lines: CaseDetail) -> None:
+        """Another capability's lines on this kind of case's message, above its deadlines."""
+        self.details.setdefault(kind, []).append(lines)
 
     def prompt(self, what: str, handler: PromptAnswer) -> None:
         if what in self.prompts:
@@ -198,7 +213,9 @@ class CaseDesk:
                 value = getattr(ticket, field)
                 if value:
                     lines.append(t(f"case.{field}", text=mask_numbers(value)))
-        else:
+        for detail in self.details.get(ticket.kind, ()):
+            lines += await detail(session, ticket)
+        if state not in ("resolved", "closed"):
             if ticket.first_response_at is None and ticket.respond_due_at:
                 lines.append(t("case.respond_by", at=self._moment(ticket.respond_due_at)))
             if ticket.sla_due_at:
@@ -261,14 +278,17 @@ class CaseDesk:
         if data.action in ACTIONS:
             await self.apply(done, member, ticket, data.action)
 
-    async def _check(self, done: UpdateWork, member: Member, ticket: Ticket, action: str) -> bool:
-        """Whether the state allows it and the member may; if not, the presser is told why, nothing changes."""
+    async def _check(self, done: UpdateWork, member: Member | None, ticket: Ticket, action: str) -> bool:
+        """Whether the state allows it and the member may (no member: the merchant's own decision, e.g.
+        accepting a complaint's solution); if not, the presser is told why, nothing changes."""
         try:
             next_state(ticket.status, action)
         except InvalidTransition:
             state = self.t(f"ticket_status.{canonical_state(ticket.status)}")
             done.callback_text = self.t("case.not_now", number=ticket.number, state=state)
             return False
+        if member is None:
+            return True
         role = "supervisor" if member.supervisor else member.role
         if not permitted(role, action, ticket.status, self.desk.supervisor_only):
             done.callback_text, done.alert = self.t("team.not_supervisor"), True
@@ -279,20 +299,26 @@ class CaseDesk:
     async def apply(
         self,
         done: UpdateWork,
-        member: Member,
+        member: Member | None,
         ticket: Ticket,
         action: str,
         *,
         note: str | None = None,
         detail: dict[str, Any] | None = None,
         assignee: Staff | None = None,
+        actor: str | None = None,
     ) -> bool:
-        """One lifecycle step, whole: state, assignee, stamps, audit, case message, merchant told."""
+        """One lifecycle step, whole: state, assignee, stamps, audit, case message, merchant told.
+
+        Without a member the step is the merchant's (`actor`, e.g. "merchant:<id>"): the handler stays."""
         if not await self._check(done, member, ticket, action):
             return False
         ticket.status = next_state(ticket.status, action)
-        staff = assignee or await self._staff_row(done.session, member)
-        if action in ("take", "assign") or ticket.assignee_id is None:
+        if member is not None:
+            staff: Staff | None = assignee or await self._staff_row(done.session, member)
+        else:
+            staff = assignee or (await done.session.get(Staff, ticket.assignee_id) if ticket.assignee_id else None)
+        if staff is not None and (action in ("take", "assign") or ticket.assignee_id is None):
             ticket.assignee_id = staff.id
         if ticket.first_response_at is None:
             ticket.first_response_at = done.now
@@ -311,12 +337,12 @@ class CaseDesk:
             audit["note"] = note[:500]
         if assignee is not None:
             audit["assignee"] = assignee.telegram_user_id
-        done.session.add(
-            TicketEvent(ticket_id=ticket.id, at=done.now, actor=f"staff:{member.user_id}", action=event, detail=audit)
-        )
+        actor = actor or f"staff:{member.user_id if member else 0}"
+        done.session.add(TicketEvent(ticket_id=ticket.id, at=done.now, actor=actor, action=event, detail=audit))
         await self.post(done, ticket)
         if action in ACTIONS:  # the merchant hears of every lifecycle step
-            await self.tell_merchant(done, ticket, f"case.tell.{action}", who=staff.name)
+            who = staff.name if staff else self.t("staff.none")
+            await self.tell_merchant(done, ticket, f"case.tell.{action}", who=who)
         if action in ("resolve_remote", "resolve_onsite"):
             for hook in self.on_resolved:
                 await hook(done, ticket)
@@ -340,7 +366,53 @@ class CaseDesk:
             return
         self._restart(ticket, work.now)
         work.session.add(TicketEvent(ticket_id=ticket.id, at=work.now, actor=actor, action="reopened", detail=detail))
-        await self.post(work, ticket, again=True)
+        calls = [line for hook in self.on_reopened for line in await hook(work, ticket)]
+        if calls:
+            await self.escalate(work, ticket, calls)
+        else:
+            await self.post(work, ticket, again=True)
+
+    # ---- the supervisors called -----------------------------------------------------------------------------
+
+    async def escalate(self, work: UpdateWork, ticket: Ticket, lines: list[str]) -> None:
+        """The case posted again, headed by `lines` and the supervisors, mentioned so Telegram notifies them."""
+        supervisors = await self.supervisors(work.session)
+        entities: list[dict[str, Any]] = []
+        lines = list(lines)
+        if supervisors:
+            # The names' place in the line, found by formatting around a marker the catalog cannot contain.
+            before, _, after = self.t("sla.supervisors", names="\0").partition("\0")
+            offset = utf16_length("\n".join(lines) + "\n" + before)
+            names: list[str] = []
+            for staff in supervisors:
+                if names:
+                    offset += utf16_length(self.t.raw("list_separator"))
+                entities.append(
+                    {
+                        "type": "text_mention",
+                        "offset": offset,
+                        "length": utf16_length(staff.name),
+                        "user": {"id": staff.telegram_user_id, "is_bot": False, "first_name": staff.name},
+                    }
+                )
+                offset += utf16_length(staff.name)
+                names.append(staff.name)
+            lines.append(before + self.t.raw("list_separator").join(names) + after)
+        else:
+            log.warning("case %s calls the supervisors and no active supervisor is on the staff list", ticket.number)
+        previous = ticket.case_outbox_id
+        await self.post(work, ticket, again=True, mention="\n".join(lines))
+        if entities and ticket.case_outbox_id not in (None, previous):
+            row = await work.session.get(OutboxMessage, ticket.case_outbox_id)
+            if row is not None:
+                # The mention heads the text, so its offsets hold in the posted message as they are.
+                row.payload = {**row.payload, "entities": entities}
+
+    async def supervisors(self, session: AsyncSession) -> list[Staff]:
+        rows = await session.execute(
+            select(Staff).where(Staff.active.is_(True), Staff.role == "supervisor").order_by(Staff.name, Staff.id)
+        )
+        return list(rows.scalars())
 
     async def _staff_row(self, session: AsyncSession, member: Member) -> Staff:
         """The member's row (an admin acting for the first time gets one, so the case can name them)."""
