@@ -127,10 +127,13 @@ async def test_evidence_goes_as_albums_and_mentions_as_entities(api: FakeBotAPI,
         "user": {"id": SHOP, "is_bot": False, "first_name": name},
     }
     await telegram.send(-100777, {"text": text, "entities": [mention], "reply_markup": None})
+    await telegram.send(-100777, {"text": "the merchant answers", "reply_to_message_id": single})
+    await telegram.send(-100777, {"text": "under a message gone", "reply_to_message_id": 99_999})
 
     sent = api.sent(-100777)
-    assert [m.method for m in sent] == ["sendMediaGroup"] * 3 + ["sendDocument", "sendMessage"]
+    assert [m.method for m in sent] == ["sendMediaGroup"] * 3 + ["sendDocument"] + ["sendMessage"] * 3
     assert [m.file_id for m in sent[:3]] == photos and first == sent[0].message_id
     assert sent[0].text == "R-2026-000001: photos" and sent[1].text is None  # the caption rides on the first
     assert single == sent[3].message_id and sent[3].file_id == receipt
     assert sent[4].text == text and sent[4].entities[0]["user"]["id"] == SHOP
+    assert sent[5].reply_to_message_id == single and sent[6].reply_to_message_id is None

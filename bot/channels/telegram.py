@@ -42,6 +42,7 @@ from aiogram.types import (
     MessageEntity,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
+    ReplyParameters,
 )
 from aiohttp import ClientError, ClientTimeout
 from aiolimiter import AsyncLimiter
@@ -221,11 +222,19 @@ class TelegramMessenger:
         body = _with_entities({"chat_id": chat_id, "text": text, **self._send_defaults}, entities)
         if (markup := wire_markup(data)) is not None:
             body["reply_markup"] = markup
+        reply_to = payload.get("reply_to_message_id")
+        if reply_to is not None:
+            # Under the message it answers; if that one is gone, the answer still goes out on its own.
+            body["reply_parameters"] = {"message_id": int(reply_to), "allow_sending_without_reply": True}
         sent = await self._post(
             "sendMessage",
             body,
             lambda: SendMessage(
-                chat_id=chat_id, text=text, entities=_entity_objects(entities), reply_markup=markup_from_dict(data)
+                chat_id=chat_id,
+                text=text,
+                entities=_entity_objects(entities),
+                reply_markup=markup_from_dict(data),
+                reply_parameters=ReplyParameters(**body["reply_parameters"]) if reply_to is not None else None,
             ),
         )
         if sent is None:  # aiogram validated the answer as a Message: it always has an id

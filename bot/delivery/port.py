@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 # {"text": str, "reply_markup": dict | None} and optionally "edit_message_id" (edit in place),
-# "entities" (Bot API MessageEntity dicts, e.g. text_mention to notify people) or "media"
+# "entities" (Bot API MessageEntity dicts, e.g. text_mention to notify people), "reply_to_message_id"
+# (sent under that message in the same chat) or "media"
 # ([{"type": "photo" | "document", "media": file_id}, ...]: sent as an album, "text" its caption).
 Payload = dict[str, Any]
 
