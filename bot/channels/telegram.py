@@ -100,12 +100,15 @@ class TelegramMessenger:
     async def _call(self, chat_id: int, payload: Payload) -> int | None:
         markup = markup_from_dict(payload.get("reply_markup"))
         edit_id = payload.get("edit_message_id")
+        # Mentions of people by name (text_mention): the texts go out plain, never parsed as markup.
+        entities = payload.get("entities")
         if edit_id is not None:
             try:
                 edited = await self.bot.edit_message_text(
                     text=payload["text"],
                     chat_id=chat_id,
                     message_id=edit_id,
+                    entities=entities,
                     reply_markup=markup if isinstance(markup, InlineKeyboardMarkup) else None,
                     request_timeout=self.request_timeout,
                 )
@@ -119,6 +122,6 @@ class TelegramMessenger:
                 # The message is gone or too old to edit: say it anew instead.
                 log.info("could not edit message %s in chat %s: %s", edit_id, chat_id, exc.message)
         sent = await self.bot.send_message(
-            chat_id, payload["text"], reply_markup=markup, request_timeout=self.request_timeout
+            chat_id, payload["text"], reply_markup=markup, entities=entities, request_timeout=self.request_timeout
         )
         return sent.message_id

@@ -24,8 +24,9 @@ from bot.domain.desk_policy import DeskPolicy
 from bot.domain.sla import add_working_minutes, working_minutes_between, working_start
 from bot.services.cases import CaseDesk
 from bot.services.render import text_payload
+from bot.services.team import active_supervisors, mention
 from bot.services.updates import UpdateWork
-from bot.storage.models import OutboxMessage, Staff, Ticket
+from bot.storage.models import OutboxMessage, Ticket
 
 log = logging.getLogger("posbot.sla")
 
@@ -74,11 +75,6 @@ def due_now(desk: DeskPolicy, calendar: WorkCalendar, ticket: Ticket, now: datet
         elif warned is None and now >= warning_at(desk, calendar, ticket.created_at, deadline):
             found.append(Due(which, "warning", deadline))
     return found
-
-
-def utf16_length(text: str) -> int:
-    """Telegram counts entity offsets in UTF-16 code units: an emoji outside the BMP counts two."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 @dataclass
@@ -169,27 +165,11 @@ class SlaWatcher:
     async def _breach(self, done: UpdateWork, ticket: Ticket, breaches: list[Due]) -> None:
         """The case posted again, headed by what is overdue and the supervisors, mentioned so Telegram notifies them."""
         lines = [self.t(f"sla.breach.{d.deadline}", number=ticket.number, at=self._moment(d.at)) for d in breaches]
-        supervisors = await self._supervisors(done)
+        supervisors = await active_supervisors(done.session)
         entities: list[dict[str, Any]] = []
         if supervisors:
-            # The names' place in the line, found by formatting around a marker the catalog cannot contain.
-            before, _, after = self.t("sla.supervisors", names="\0").partition("\0")
-            offset = utf16_length("\n".join(lines) + "\n" + before)
-            names: list[str] = []
-            for staff in supervisors:
-                if names:
-                    offset += utf16_length(self.t.raw("list_separator"))
-                entities.append(
-                    {
-                        "type": "text_mention",
-                        "offset": offset,
-                        "length": utf16_length(staff.name),
-                        "user": {"id": staff.telegram_user_id, "is_bot": False, "first_name": staff.name},
-                    }
-                )
-                offset += utf16_length(staff.name)
-                names.append(staff.name)
-            lines.append(before + self.t.raw("list_separator").join(names) + after)
+            line, entities = mention(self.t, "sla.supervisors", supervisors, after="\n".join(lines) + "\n")
+            lines.append(line)
         else:
             log.warning("case %s is overdue and no active supervisor is on the staff list to mention", ticket.number)
         previous = ticket.case_outbox_id
@@ -199,12 +179,6 @@ class SlaWatcher:
             if row is not None:
                 # The mention heads the text, so its offsets hold in the posted message as they are.
                 row.payload = {**row.payload, "entities": entities}
-
-    async def _supervisors(self, done: UpdateWork) -> list[Staff]:
-        rows = await done.session.execute(
-            select(Staff).where(Staff.active.is_(True), Staff.role == "supervisor").order_by(Staff.name, Staff.id)
-        )
-        return list(rows.scalars())
 
     def _moment(self, at: datetime) -> str:
         return at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
