@@ -55,6 +55,11 @@ CaseTool = Callable[[AsyncSession, Ticket], Awaitable[list[tuple[str, CallbackDa
 ResolvedHook = Callable[[UpdateWork, Ticket], Awaitable[None]]
 # A staff member's reply to a prompt the desk sent (purpose "ask:<what>"): the text answers it.
 PromptAnswer = Callable[[UpdateWork, StaffAction, Member, Ticket, str], Awaitable[None]]
+# A kind of case with deadlines of its own (a complaint's "answered within N working days"), from its
+# opening: (respond by, resolve by).
+DeadlineRule = Callable[[Ticket, datetime], tuple[datetime, datetime]]
+# What a kind of case is about, in the group's language (a complaint's subject and the outcome wanted).
+CaseFacts = Callable[[Translator, Ticket], list[str]]
 
 # Merchants hear of these changes; the others are the desk's own business.
 TOLD_MERCHANT = (
@@ -100,6 +105,8 @@ class CaseDesk:
         self.prompts: dict[str, PromptAnswer] = {}
         self.on_resolved: list[ResolvedHook] = [self._warranty, self._plan_follow_up]
         self.tools: dict[str, list[CaseTool]] = {}
+        self.deadline_rules: dict[str, DeadlineRule] = {}  # by kind; the others follow the SLA by severity
+        self.facts: dict[str, CaseFacts] = {}  # by kind; the others show a repair's fault
 
     def register(self, registry: Registry) -> None:
         registry.staff_button(CaseButton, self.team.button(self.press))
@@ -134,8 +141,12 @@ class CaseDesk:
             ticket.number = case_number(ticket.kind, work.now.astimezone(self.zone).year, ticket.id)
         ticket.role = ticket.role or self.desk.routing.role_for(ticket.kind)
         if canonical_state(ticket.status) not in ("resolved", "closed"):
-            due = deadlines(self.desk, self.calendar, ticket.severity, ticket.created_at)
-            ticket.respond_due_at, ticket.sla_due_at = due.respond_by, due.resolve_by
+            rule = self.deadline_rules.get(ticket.kind)
+            if rule is not None:
+                ticket.respond_due_at, ticket.sla_due_at = rule(ticket, ticket.created_at)
+            else:
+                due = deadlines(self.desk, self.calendar, ticket.severity, ticket.created_at)
+                ticket.respond_due_at, ticket.sla_due_at = due.respond_by, due.resolve_by
         session.add(TicketEvent(ticket_id=ticket.id, at=work.now, actor=actor, action="created", detail=detail or {}))
         await self.post(work, ticket)
 
@@ -187,7 +198,10 @@ class CaseDesk:
             lines.append(t("case.terminal", serial=ticket.serial, model=model))
             if terminal and terminal.warranty_until and terminal.warranty_until > ticket.created_at:
                 lines.append(t("case.under_warranty", until=self._day(terminal.warranty_until)))
-        if ticket.category:
+        facts = self.facts.get(ticket.kind)
+        if facts is not None:
+            lines += facts(t, ticket)
+        elif ticket.category:
             lines.append(t("case.category", category=t(f"form.repair.category.{ticket.category}")))
         lines.append(t(f"case.severity.{ticket.severity}") if ticket.severity != "normal" else "")
         if ticket.description:
