@@ -212,3 +212,10 @@ class FindingAction(CallbackData, prefix="fd"):
 
     ticket_id: int
     action: Literal["repair"]
+
+
+@dataclass(frozen=True)
+class ComplaintOffer(CallbackData, prefix="cf"):
+    """The "File a complaint" button a merchant is offered after a low survey rating (on that survey)."""
+
+    submission_id: int
