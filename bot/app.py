@@ -45,6 +45,7 @@ from bot.scheduling.sla import SlaWatcher
 from bot.services.calls import CallDesk
 from bot.services.cases import CaseDesk
 from bot.services.complaint_desk import ComplaintDesk
+from bot.services.complaints import Complaints
 from bot.services.conversation import ConversationService
 from bot.services.desk_commands import DeskCommands
 from bot.services.dialogues import Dialogues
@@ -139,6 +140,7 @@ async def build_core(
         DeskCommands(team, cases, zone, settings.default_locale),
         CallDesk(team, dialogues, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone),
         Findings(cases, team, forms, policy, locale=settings.default_locale),
+        Complaints(dialogues, cases, zone),
         Enquiries(dialogues, cases, locale=settings.default_locale),  # last: its input handler takes any text left
     ):
         capability.register(registry)

@@ -192,6 +192,8 @@ class TelegramMessenger:
         # Mentions that notify (text_mention) travel as entities, which replace any parse mode.
         entities = payload.get("entities") or None
         edit_id = payload.get("edit_message_id")
+        # Mentions of people by name (text_mention): the texts go out plain, never parsed as markup.
+        entities = payload.get("entities")
         if edit_id is not None:
             body = _with_entities(
                 {"chat_id": chat_id, "message_id": edit_id, "text": text, **self._edit_defaults}, entities

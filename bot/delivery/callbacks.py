@@ -232,3 +232,10 @@ class ComplaintAnswer(CallbackData, prefix="cp"):
     ticket_id: int
     proposal: int
     answer: Literal["accept", "reject"]
+
+
+@dataclass(frozen=True)
+class ComplaintOffer(CallbackData, prefix="cf"):
+    """The "File a complaint" button a merchant is offered after a low survey rating (on that survey)."""
+
+    submission_id: int

@@ -369,30 +369,36 @@ class Serial(KindHandler):
 
 
 class DateTime(KindHandler):
-    """A visit time: a slot button, or typed (without a year it means the next such moment)."""
+    """A moment: a visit time (a slot button, or typed: without a year it means the next such moment),
+    or, when the step looks back (`max_days_ahead` 0 or less), when something happened: typed, and
+    without a year the last such moment."""
 
     kind = Kind.DATETIME
 
     def buttons(self, form_key: str, step: Step, dialogue: Dialogue) -> Rows:
+        if _looks_back(step):
+            return ()
         return (tuple(Button(Text(f"button.slot_{name}"), f"{SLOT_PREFIX}{name}") for name in SLOTS),)
 
     def hint(self, step: Step) -> Text | None:
-        return Text("hint.datetime")
+        return Text("hint.datetime_past" if _looks_back(step) else "hint.datetime")
 
     def read(self, step: Step, dialogue: Dialogue, incoming: Input, now: datetime) -> Reading:
-        if isinstance(incoming, ButtonInput) and incoming.data.startswith(SLOT_PREFIX):
+        if isinstance(incoming, ButtonInput) and incoming.data.startswith(SLOT_PREFIX) and not _looks_back(step):
             slot = SLOTS.get(incoming.data.removeprefix(SLOT_PREFIX))
             if slot is None:
                 return _use_buttons()
             return Accepted(_slot_time(now, *slot).isoformat())
         if not isinstance(incoming, TextInput):
-            return Refused(Text("error.type_datetime"))
-        moment = _parse_datetime(incoming.text.strip(), now)
+            return Refused(Text("error.type_datetime_past" if _looks_back(step) else "error.type_datetime"))
+        moment = _parse_datetime(incoming.text.strip(), now, past=_looks_back(step))
         if moment is None:
             return Refused(Text("error.invalid_datetime"))
         earliest = now + timedelta(days=step.min_days_ahead)
         latest = now + timedelta(days=step.max_days_ahead)
         if not earliest <= moment <= latest:
+            if _looks_back(step):
+                return Refused(Text("error.datetime_past_range", {"days": -step.min_days_ahead}))
             return Refused(Text("error.datetime_range", {"days": step.max_days_ahead}))
         return Accepted(moment.isoformat())
 
@@ -406,17 +412,24 @@ class DateTime(KindHandler):
         return Text("answer.datetime", {"at": datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M")})
 
 
-def _parse_datetime(text: str, now: datetime) -> datetime | None:
+def _looks_back(step: Step) -> bool:
+    return step.max_days_ahead <= 0
+
+
+def _parse_datetime(text: str, now: datetime, past: bool = False) -> datetime | None:
     for pattern in DATETIME_FORMATS:
         try:
             parsed = datetime.strptime(text, pattern)
         except ValueError:
             continue
+        parsed = parsed.replace(tzinfo=now.tzinfo)
         if "%Y" not in pattern:
             parsed = parsed.replace(year=now.year)
-            if parsed.replace(tzinfo=now.tzinfo) < now:
+            if past and parsed > now:
+                parsed = parsed.replace(year=now.year - 1)
+            elif not past and parsed < now:
                 parsed = parsed.replace(year=now.year + 1)
-        return parsed.replace(tzinfo=now.tzinfo)
+        return parsed
     return None
 
 

@@ -100,6 +100,8 @@ class Step(BaseModel):
             raise ValueError("options_from is only for serial questions")
         if self.min_length > self.max_length:
             raise ValueError("min_length is above max_length")
+        if self.min_days_ahead > self.max_days_ahead:
+            raise ValueError("min_days_ahead is above max_days_ahead")
         if self.pattern is not None:
             try:
                 re.compile(self.pattern)

@@ -6,7 +6,9 @@ change them in the policy file. A policy copy without a `[desk]` section gets th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import time
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -62,6 +64,41 @@ class Routing(_Strict):
         return role
 
 
+# Which role owns a complaint, by its subject (001 §7: the responsible department investigates).
+COMPLAINT_ROUTING: dict[str, Role] = {
+    "slow_response": "service",
+    "application_rejected": "sales",
+    "terminal_fault": "aftersales",
+    "unreasonable_fees": "sales",
+    "staff_attitude": "service",
+    "transaction_security": "supervisor",
+    "other": "service",
+}
+
+
+class ComplaintPolicy(_Strict):
+    """Complaints (投诉): the answer deadline, the department by subject, and what goes to supervisors at once."""
+
+    answer_working_days: int = Field(default=3, ge=0, le=60)  # answered by the end of the N-th working day
+    # The policy file names the subjects it changes; the others keep their default route.
+    routing: dict[str, Role] = Field(default_factory=lambda: dict(COMPLAINT_ROUTING))
+    serious: frozenset[str] = frozenset({"staff_attitude", "transaction_security"})  # supervisors at once
+    offer_at_rating: int = Field(default=2, ge=0, le=5)  # a survey rating at or below this offers a complaint
+    no_offer_after: frozenset[str] = frozenset({"post_complaint"})  # its "not satisfied" reopens the case
+
+    @field_validator("routing", mode="before")
+    @classmethod
+    def _over_defaults(cls, value: Any) -> Any:
+        return {**COMPLAINT_ROUTING, **value} if isinstance(value, Mapping) else value
+
+    def role_for(self, subject: str | None) -> Role:
+        """Customer service is the front desk: a subject the policy does not route lands there."""
+        return self.routing.get(subject or "", "service")
+
+    def is_serious(self, subject: str | None) -> bool:
+        return subject in self.serious
+
+
 class DeskPolicy(_Strict):
     warranty_days: int = Field(default=90, ge=0, le=3650)  # warranty after a repair
     warn_at: float = Field(default=0.8, gt=0, lt=1)  # share of the SLA time after which staff are warned
@@ -70,6 +107,7 @@ class DeskPolicy(_Strict):
     routing: Routing = Routing()
     supervisor_only: frozenset[str] = SUPERVISOR_ONLY
     findings: tuple[FindingRule, ...] = DEFAULT_FINDINGS  # survey answers that open a case
+    complaints: ComplaintPolicy = ComplaintPolicy()
 
     @field_validator("supervisor_only")
     @classmethod

@@ -30,7 +30,7 @@ from bot.i18n import Translator
 from bot.services.followups import plan_for_ticket
 from bot.services.registry import Registry
 from bot.services.render import inline_keyboard, text_payload
-from bot.services.team import Team
+from bot.services.team import Team, active_supervisors, mention
 from bot.services.turn import Member, StaffAction
 from bot.services.updates import Updates, UpdateWork
 from bot.storage.models import (
@@ -58,6 +58,11 @@ PromptAnswer = Callable[[UpdateWork, StaffAction, Member, Ticket, str], Awaitabl
 CaseDetail = Callable[[AsyncSession, Ticket], Awaitable[list[str]]]
 # What a capability says when a case reopens by the merchant's answer: lines that call the supervisors, or none.
 ReopenedHook = Callable[[UpdateWork, Ticket], Awaitable[list[str]]]
+# A kind of case with deadlines of its own (a complaint's "answered within N working days"), from its
+# opening: (respond by, resolve by).
+DeadlineRule = Callable[[Ticket, datetime], tuple[datetime, datetime]]
+# What a kind of case is about, in the group's language (a complaint's subject and the outcome wanted).
+CaseFacts = Callable[[Translator, Ticket], list[str]]
 
 MEDIA_GROUP_MAX = 10  # Bot API sendMediaGroup: 2-10 items
 # Kinds whose case message a staff reply answers to the merchant (other kinds: a reply is a note).
@@ -67,11 +72,6 @@ NUMBER_PREFIX = {"repair": "R", "complaint": "C", "finding": "F", "enquiry": "Q"
 
 def case_number(kind: str, year: int, ticket_id: int) -> str:
     return f"{NUMBER_PREFIX.get(kind, 'R')}-{year}-{ticket_id:06d}"
-
-
-def utf16_length(text: str) -> int:
-    """Telegram counts entity offsets in UTF-16 code units: an emoji outside the BMP counts two."""
-    return len(text.encode("utf-16-le")) // 2
 
 
 class CaseDesk:
@@ -100,6 +100,8 @@ class CaseDesk:
         self.tools: dict[str, list[CaseTool]] = {}
         self.details: dict[str, list[CaseDetail]] = {}
         self.on_reopened: list[ReopenedHook] = []
+        self.deadline_rules: dict[str, DeadlineRule] = {}  # by kind; the others follow the SLA by severity
+        self.facts: dict[str, CaseFacts] = {}  # by kind; the others show a repair's fault
 
     def register(self, registry: Registry) -> None:
         registry.staff_button(CaseButton, self.team.button(self.press))
@@ -138,21 +140,38 @@ class CaseDesk:
             ticket.number = case_number(ticket.kind, work.now.astimezone(self.zone).year, ticket.id)
         ticket.role = ticket.role or self.desk.routing.role_for(ticket.kind)
         if canonical_state(ticket.status) not in ("resolved", "closed"):
-            due = deadlines(self.desk, self.calendar, ticket.severity, ticket.created_at)
-            ticket.respond_due_at, ticket.sla_due_at = due.respond_by, due.resolve_by
+            rule = self.deadline_rules.get(ticket.kind)
+            if rule is not None:
+                ticket.respond_due_at, ticket.sla_due_at = rule(ticket, ticket.created_at)
+            else:
+                due = deadlines(self.desk, self.calendar, ticket.severity, ticket.created_at)
+                ticket.respond_due_at, ticket.sla_due_at = due.respond_by, due.resolve_by
         session.add(TicketEvent(ticket_id=ticket.id, at=work.now, actor=actor, action="created", detail=detail or {}))
         await self.post(work, ticket)
 
     # ---- the case message --------------------------------------------------------------------------------
 
-    async def post(self, work: UpdateWork, ticket: Ticket, *, again: bool = False, mention: str = "") -> None:
-        """Show the case in the group: edit its message in place, or post it (anew, when `again`)."""
+    async def post(
+        self,
+        work: UpdateWork,
+        ticket: Ticket,
+        *,
+        again: bool = False,
+        mention: str = "",
+        entities: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Show the case in the group: edit its message in place, or post it (anew, when `again`).
+
+        `mention` heads the text; `entities` (text mentions) count their offsets from its start.
+        """
         if self.staff_chat_id is None:
             log.warning("no STAFF_CHAT_ID: case %s is not shown to staff", ticket.number)
             return
         payload = await self.render(work.session, ticket)
         if mention:
             payload["text"] = f"{mention}\n{payload['text']}"
+        if entities:
+            payload["entities"] = entities
         row = await work.session.get(OutboxMessage, ticket.case_outbox_id) if ticket.case_outbox_id else None
         if row is not None and not again:
             if row.status == "pending":
@@ -191,7 +210,10 @@ class CaseDesk:
             lines.append(t("case.terminal", serial=ticket.serial, model=model))
             if terminal and terminal.warranty_until and terminal.warranty_until > ticket.created_at:
                 lines.append(t("case.under_warranty", until=self._day(terminal.warranty_until)))
-        if ticket.category:
+        facts = self.facts.get(ticket.kind)
+        if facts is not None:
+            lines += facts(t, ticket)
+        elif ticket.category:
             lines.append(t("case.category", category=t(f"form.repair.category.{ticket.category}")))
         lines.append(t(f"case.severity.{ticket.severity}") if ticket.severity != "normal" else "")
         if ticket.description:
@@ -374,45 +396,22 @@ class CaseDesk:
 
     # ---- the supervisors called -----------------------------------------------------------------------------
 
-    async def escalate(self, work: UpdateWork, ticket: Ticket, lines: list[str]) -> None:
-        """The case posted again, headed by `lines` and the supervisors, mentioned so Telegram notifies them."""
-        supervisors = await self.supervisors(work.session)
-        entities: list[dict[str, Any]] = []
+    async def escalate(
+        self, work: UpdateWork, ticket: Ticket, lines: list[str], *, key: str = "sla.supervisors", again: bool = True
+    ) -> None:
+        """The case shown headed by `lines` and the supervisors (`key` says them), mentioned so Telegram notifies
+        each; posted anew at the bottom of the group unless `again` is False."""
+        supervisors = await active_supervisors(work.session)
         lines = list(lines)
+        entities: list[dict[str, Any]] = []
         if supervisors:
-            # The names' place in the line, found by formatting around a marker the catalog cannot contain.
-            before, _, after = self.t("sla.supervisors", names="\0").partition("\0")
-            offset = utf16_length("\n".join(lines) + "\n" + before)
-            names: list[str] = []
-            for staff in supervisors:
-                if names:
-                    offset += utf16_length(self.t.raw("list_separator"))
-                entities.append(
-                    {
-                        "type": "text_mention",
-                        "offset": offset,
-                        "length": utf16_length(staff.name),
-                        "user": {"id": staff.telegram_user_id, "is_bot": False, "first_name": staff.name},
-                    }
-                )
-                offset += utf16_length(staff.name)
-                names.append(staff.name)
-            lines.append(before + self.t.raw("list_separator").join(names) + after)
+            head = "".join(line + "\n" for line in lines)
+            line, entities = mention(self.t, key, supervisors, after=head)
+            lines.append(line)
         else:
             log.warning("case %s calls the supervisors and no active supervisor is on the staff list", ticket.number)
-        previous = ticket.case_outbox_id
-        await self.post(work, ticket, again=True, mention="\n".join(lines))
-        if entities and ticket.case_outbox_id not in (None, previous):
-            row = await work.session.get(OutboxMessage, ticket.case_outbox_id)
-            if row is not None:
-                # The mention heads the text, so its offsets hold in the posted message as they are.
-                row.payload = {**row.payload, "entities": entities}
-
-    async def supervisors(self, session: AsyncSession) -> list[Staff]:
-        rows = await session.execute(
-            select(Staff).where(Staff.active.is_(True), Staff.role == "supervisor").order_by(Staff.name, Staff.id)
-        )
-        return list(rows.scalars())
+            lines.append(self.t(f"{key}_unnamed"))
+        await self.post(work, ticket, again=again, mention="\n".join(lines), entities=entities)
 
     async def _staff_row(self, session: AsyncSession, member: Member) -> Staff:
         """The member's row (an admin acting for the first time gets one, so the case can name them)."""

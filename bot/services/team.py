@@ -10,8 +10,8 @@ language, and the attempt is written to the audit table in the same transaction.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -56,6 +56,42 @@ async def find_member(session: AsyncSession, user_id: int, admin_ids: frozenset[
     if user_id in admin_ids:
         return Member(user_id, staff.name if staff else str(user_id), "supervisor", admin=True)
     return None
+
+
+async def active_supervisors(session: AsyncSession) -> list[Staff]:
+    rows = await session.execute(
+        select(Staff).where(Staff.active.is_(True), Staff.role == "supervisor").order_by(Staff.name, Staff.id)
+    )
+    return list(rows.scalars())
+
+
+def utf16_length(text: str) -> int:
+    """Telegram counts entity offsets in UTF-16 code units: an emoji outside the BMP counts two."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def mention(t: Translator, key: str, people: Sequence[Staff], *, after: str = "") -> tuple[str, list[dict[str, Any]]]:
+    """The line `key` says with `{names}`, and the names as text mentions, so Telegram notifies each person
+    (no username needed, no parse mode, so no markup of anyone else's can break it). The entities' offsets
+    count from the start of the message, which holds `after` before this line."""
+    # The names' place in the line, found by formatting around a marker the catalog cannot contain.
+    before, _, rest = t(key, names="\0").partition("\0")
+    separator = t.raw("list_separator")
+    offset = utf16_length(after + before)
+    entities: list[dict[str, Any]] = []
+    for index, person in enumerate(people):
+        if index:
+            offset += utf16_length(separator)
+        entities.append(
+            {
+                "type": "text_mention",
+                "offset": offset,
+                "length": utf16_length(person.name),
+                "user": {"id": person.telegram_user_id, "is_bot": False, "first_name": person.name},
+            }
+        )
+        offset += utf16_length(person.name)
+    return before + separator.join(p.name for p in people) + rest, entities
 
 
 class Team:
