@@ -67,7 +67,7 @@ from bot.storage.db import create_engine, session_factory, upgrade_async
 log = logging.getLogger("posbot")
 
 # The merchants' command menu in Telegram, in this order.
-MERCHANT_MENU = ("repair", "status", "cancel", "language", "help")
+MERCHANT_MENU = ("repair", "complaint", "status", "cancel", "language", "help")
 # A fake or self-hosted Bot API answers fast; the real one long-polls up to this many seconds.
 POLLING_TIMEOUT = 10
 

@@ -277,7 +277,7 @@ async def test_the_second_reopening_calls_the_supervisors_and_keeps_the_handler(
 async def test_mark_serious_calls_the_supervisors_at_once_and_the_button_goes(core: Core) -> None:
     ticket_id = await open_complaint(core, await people(core))
     # Nobody has it yet: no solution can be proposed (accepting it would resolve an untaken case).
-    assert "等待技术人员处理" in (await press(core, HANDLER, ComplaintWork(ticket_id, "propose")) or "")
+    assert "等待受理" in (await press(core, HANDLER, ComplaintWork(ticket_id, "propose")) or "")
     await press(core, HANDLER, ComplaintWork(ticket_id, "serious"))
     assert (await the_ticket(core, ticket_id)).serious
     posted = last_to(core, STAFF_CHAT)

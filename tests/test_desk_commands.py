@@ -155,7 +155,7 @@ async def test_open_lists_open_cases_by_their_most_urgent_unmet_deadline(core: C
     numbers = [await number_of(core, t) for t in (urgent, answered, later, no_deadline)]
     assert listed[0] == "未结工单（4），按紧急程度排序："
     assert [line.split(" ")[1] for line in listed[1:]] == numbers
-    assert listed[1] == f"🔴 {numbers[0]} · 等待技术人员处理 · 暂无人接单 · ⏰ 2026-11-24 09:30 前响应（已超时）"
+    assert listed[1] == f"🔴 {numbers[0]} · 等待受理 · 暂无人接单 · ⏰ 2026-11-24 09:30 前响应（已超时）"
     assert listed[2].endswith("2026-11-26 18:00 前解决")
     assert listed[4].startswith("🟠") and listed[4].endswith("无时限")
 
@@ -319,7 +319,7 @@ async def test_status_shows_the_real_state_and_who_handles_it(core: Core, clock:
     status = await merchant_says(core, SHOP, "status")
     assert numbers["old"] not in status
     assert f"{numbers['recent']} – resolved" in status
-    assert f"{numbers['now']} – waiting for a technician" in status
+    assert f"{numbers['now']} – waiting to be taken" in status
     assert "waiting to be taken" in status
 
     await press(core, ENGINEER, CaseButton(current, "take"))

@@ -70,6 +70,11 @@ ANSWERED_BY_REPLY = ("enquiry", "complaint")
 NUMBER_PREFIX = {"repair": "R", "complaint": "C", "finding": "F", "enquiry": "Q"}
 
 
+def category_key(kind: str, category: str) -> str:
+    """The locale key naming a case's category: a repair's fault, a complaint's subject."""
+    return f"form.complaint.subject.{category}" if kind == "complaint" else f"form.repair.category.{category}"
+
+
 def case_number(kind: str, year: int, ticket_id: int) -> str:
     return f"{NUMBER_PREFIX.get(kind, 'R')}-{year}-{ticket_id:06d}"
 
@@ -214,8 +219,9 @@ class CaseDesk:
         if facts is not None:
             lines += facts(t, ticket)
         elif ticket.category:
-            lines.append(t("case.category", category=t(f"form.repair.category.{ticket.category}")))
+            lines.append(t("case.category", category=t(category_key(ticket.kind, ticket.category))))
         lines.append(t(f"case.severity.{ticket.severity}") if ticket.severity != "normal" else "")
+        lines.append(t("case.serious") if ticket.serious else "")
         if ticket.description:
             lines.append(t("case.description", text=mask_numbers(ticket.description)))
         if ticket.quote:
@@ -262,12 +268,19 @@ class CaseDesk:
         if photos:
             actions.append("photos")
         buttons: list[tuple[str, CallbackData]] = [
-            (self.t(f"case.button.{a}"), CaseButton(ticket.id, a))  # type: ignore[arg-type]
+            (self.t(self._button_label(ticket, a)), CaseButton(ticket.id, a))  # type: ignore[arg-type]
             for a in actions
         ]
         buttons += extra or []
         rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
         return inline_keyboard(rows) if rows else None
+
+    @staticmethod
+    def _button_label(ticket: Ticket, action: str) -> str:
+        """A repair is resolved remotely or on site; other cases (complaints, enquiries) are simply resolved."""
+        if action == "resolve_remote" and ticket.kind != "repair":
+            return "case.button.resolve"
+        return f"case.button.{action}"
 
     # ---- presses -------------------------------------------------------------------------------------------
 
@@ -361,7 +374,11 @@ class CaseDesk:
             audit["assignee"] = assignee.telegram_user_id
         actor = actor or f"staff:{member.user_id if member else 0}"
         done.session.add(TicketEvent(ticket_id=ticket.id, at=done.now, actor=actor, action=event, detail=audit))
-        await self.post(done, ticket)
+        calls = [line for hook in self.on_reopened for line in await hook(done, ticket)] if action == "reopen" else []
+        if calls:  # reopened once too often: the supervisors hear of it (a complaint's second reopening)
+            await self.escalate(done, ticket, calls)
+        else:
+            await self.post(done, ticket)
         if action in ACTIONS:  # the merchant hears of every lifecycle step
             who = staff.name if staff else self.t("staff.none")
             await self.tell_merchant(done, ticket, f"case.tell.{action}", who=who)
@@ -375,7 +392,10 @@ class CaseDesk:
         """A reopened case counts the reopening and gets a fresh resolution deadline from now."""
         ticket.reopen_count += 1
         ticket.resolved_at = ticket.closed_at = None
-        ticket.sla_due_at = deadlines(self.desk, self.calendar, ticket.severity, now).resolve_by
+        rule = self.deadline_rules.get(ticket.kind)
+        ticket.sla_due_at = (
+            rule(ticket, now)[1] if rule else deadlines(self.desk, self.calendar, ticket.severity, now).resolve_by
+        )
         ticket.resolve_warned_at = ticket.resolve_breached_at = None
 
     async def reopen(self, work: UpdateWork, ticket: Ticket, *, actor: str, detail: dict[str, Any]) -> None:

@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.delivery.callbacks import CallbackData, ComplaintAnswer, ComplaintOutcome, ComplaintWork
 from bot.domain.cases import InvalidTransition, canonical_state, is_open, next_state
 from bot.domain.privacy import mask_numbers
+from bot.domain.sla import end_of_working_day
 from bot.i18n import Translator
 from bot.services.cases import CaseDesk, PromptAnswer
 from bot.services.dialogues import Dialogues
@@ -230,6 +231,9 @@ class ComplaintDesk:
             self.cases.ask(done, action, ticket, DATE, again)
             return
         ticket.expected_at = datetime.combine(day, time(0, 0), self.zone)
+        # The date promised is what the SLA watch now holds staff to: the end of that working day.
+        ticket.sla_due_at = end_of_working_day(self.cases.calendar, self.cases.desk.working_hours, ticket.expected_at)
+        ticket.resolve_warned_at = ticket.resolve_breached_at = None
         self._audit(done, ticket, f"staff:{member.user_id}", "expected_date_set", {"date": day.isoformat()})
         await self.cases.post(done, ticket)
         await self._tell(done, ticket, "complaint_desk.tell.expected", date=day.isoformat())

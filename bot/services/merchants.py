@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.delivery.callbacks import ShopSwitch
 from bot.domain.cases import canonical_state, is_open
 from bot.domain.phones import normalize_phone
+from bot.services.cases import category_key
 from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
 from bot.services.render import REMOVE_KEYBOARD, contact_keyboard, inline_keyboard, text_payload
@@ -186,7 +187,7 @@ class MerchantIdentity:
                 created = ticket.created_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
                 status = turn.t(f"ticket_status.{state}")
                 if ticket.category:
-                    category = turn.t(f"form.repair.category.{ticket.category}")
+                    category = turn.t(category_key(ticket.kind, ticket.category))
                     line = turn.t(
                         "status.case_line", number=ticket.number, status=status, category=category, created=created
                     )
