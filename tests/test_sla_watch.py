@@ -122,3 +122,27 @@ async def test_a_breach_with_no_supervisor_on_the_list_mentions_nobody(core: Cor
     assert await watch(core) == SlaReport(breached=1)
     breach = group(core)[-1]
     assert "🚨" in breach["text"] and "entities" not in breach
+
+
+async def test_an_unanswered_complaint_is_warned_then_breached_on_working_time_only(
+    core: Core, clock: FrozenClock
+) -> None:
+    """Filed on Friday at 16:00: 240 working minutes to a first answer are Friday's last two hours and Monday's
+    first two, so the warning (at 192 minutes) comes on Monday at 10:12 and the breach at 11:00."""
+    from tests.conftest import linked_merchant
+    from tests.test_complaint_desk import SHOP, open_complaint
+
+    await add_staff(core, SUPERVISOR, "supervisor", "李主管")
+    clock.set(datetime(2026, 11, 27, 16, 0, tzinfo=SHANGHAI))
+    ticket_id = await open_complaint(core, await linked_merchant(core, SHOP, name="Lucky Noodles", phone=None))
+    opened = await ticket(core, ticket_id)
+    assert opened.number is not None and opened.number.startswith("C-")
+    for quiet in ((11, 27, 17, 59), (11, 28, 12, 0), (11, 29, 23, 0), (11, 30, 10, 11)):
+        clock.set(datetime(2026, *quiet, tzinfo=SHANGHAI))
+        assert await watch(core) == SlaReport(), quiet  # Friday evening, the weekend, Monday morning
+    clock.set(datetime(2026, 11, 30, 10, 12, tzinfo=SHANGHAI))
+    assert await watch(core) == SlaReport(warned=1)
+    assert opened.number in group(core)[-1]["text"]
+    clock.set(datetime(2026, 11, 30, 11, 0, tzinfo=SHANGHAI))
+    assert await watch(core) == SlaReport(breached=1)
+    assert mentioned(group(core)[-1]) == [("李主管", SUPERVISOR)]
