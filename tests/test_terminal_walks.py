@@ -156,6 +156,7 @@ async def test_a_complaint_with_a_question_and_an_accepted_solution_walked_from_
             "Submit",
             "/as staff",
             "Take",
+            "Show photos",
             "Ask the merchant",
             "Which card was charged?",
             "/as merchant",
@@ -177,6 +178,7 @@ async def test_a_complaint_with_a_question_and_an_accepted_solution_walked_from_
     assert "[staff chat] 📎 Photos and documents: 1" in filed
     assert "Your complaint is recorded as C-2026-000001" in filed
     assert "[staff chat]   [5] ❓ Ask the merchant" in said_after(transcript, "Take")
+    assert f"[staff chat] 📎 {screenshot}" in said_after(transcript, "Show photos")  # the evidence, by its file
     assert "your question for the merchant" in said_after(transcript, "Ask the merchant")
     asked = said_after(transcript, "Which card was charged?")
     assert "our team asks:\nWhich card was charged?" in asked  # said to the merchant
