@@ -39,6 +39,9 @@ class TerminalMessenger:
             self._next_id += 1
         message_id = int(edited) if edited is not None else self._next_id
         text = payload.get("text", "")
+        # An album (a case's photos and documents): each file named under its caption, by its path here.
+        for item in payload.get("media") or []:
+            text += "\n📎 " + str(item["media"]).removeprefix("local:")
         markup = payload.get("reply_markup") or {}
         if chat_id != self.user_chat_id:
             self._show_staff(message_id, text, markup)

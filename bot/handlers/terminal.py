@@ -4,6 +4,7 @@ An input adapter like the Telegram handlers: each line becomes an update for the
 service; what the bot says is printed by `bot/channels/terminal.py`. Buttons are
 answered by number or by label. When standard input is not a terminal, each line
 is one message, so a conversation can be piped in; the command ends at the end of input.
+A line ending in a backslash goes on in the next: one message of several lines.
 
 Both sides of a case can be walked here. `/as staff` makes the terminal user a staff
 member in the staff chat (its commands, its buttons, replies to its questions);
@@ -31,6 +32,7 @@ from bot.services.turn import Incoming, StaffAction
 
 WAIT = re.compile(r"^(\d{1,4})\s*([mhd])$", re.IGNORECASE)
 UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+MORE = "… "  # the prompt of a line that goes on from the one before (it ended in a backslash)
 
 DueJobs = Callable[[], Awaitable[None]]
 
@@ -195,16 +197,30 @@ class TerminalChat:
             self.messenger.out.write(self.t("terminal.choose") + "\n")
             if self.team is not None:
                 self.messenger.out.write(self.t("terminal_desk.hint") + "\n")
+            self.messenger.out.write(self.t("terminal_walks.more_lines") + "\n")
+        # A line ending in a backslash goes on in the next one: one message of several lines, as
+        # Telegram sends (e.g. the "work done / parts / note" reply to "Resolved on site").
+        pending: list[str] = []
         while True:
             if interactive:
-                self.messenger.out.write("> " if self.side == "merchant" else self.t("terminal_desk.staff_prompt"))
+                prompt = "> " if self.side == "merchant" else self.t("terminal_desk.staff_prompt")
+                self.messenger.out.write(MORE if pending else prompt)
                 self.messenger.out.flush()
             line = await asyncio.to_thread(source.readline)
             if not line:
+                if "\n".join(pending).strip():
+                    await self.say("\n".join(pending).strip())
                 break
             line = line.strip()
-            if not line:
+            if not line and not pending:
                 continue
             if not interactive:
-                self.messenger.out.write(f"> {line}\n")
+                self.messenger.out.write(f"{MORE if pending else '> '}{line}\n")
+            if line.endswith("\\"):
+                pending.append(line[:-1].rstrip())
+                continue
+            if pending:
+                line, pending = "\n".join([*pending, line]).strip(), []
+                if not line:
+                    continue
             await self.say(line)
