@@ -236,7 +236,8 @@ class CaseDesk:
         elif ticket.preferred_visit_at:
             lines.append(t("case.preferred_visit", at=self._moment(ticket.preferred_visit_at)))
         if state in ("resolved", "closed"):
-            lines.append(t(f"case.resolved.{ticket.resolution_method or 'remote'}"))
+            method = (ticket.resolution_method or "remote") if ticket.kind == "repair" else "other"
+            lines.append(t(f"case.resolved.{method}"))
             for field in ("work_done", "parts_replaced", "resolution_note"):
                 value = getattr(ticket, field)
                 if value:
