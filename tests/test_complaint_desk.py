@@ -281,7 +281,7 @@ async def test_mark_serious_calls_the_supervisors_at_once_and_the_button_goes(co
     await press(core, HANDLER, ComplaintWork(ticket_id, "serious"))
     assert (await the_ticket(core, ticket_id)).serious
     posted = last_to(core, STAFF_CHAT)
-    assert "已被 Li Na 标为严重投诉" in posted["text"] and "⚠️ 严重投诉" in posted["text"]
+    assert "已被 Li Na 标为严重投诉" in posted["text"] and "⚠️ 严重：已通知主管" in posted["text"]
     assert [e["user"]["id"] for e in posted["entities"]] == [SUPERVISOR]
     assert "⚠️ 标为严重" not in [b["text"] for row in posted["reply_markup"]["inline_keyboard"] for b in row]
     assert "已经标为严重投诉" in (await press(core, HANDLER, ComplaintWork(ticket_id, "serious")) or "")

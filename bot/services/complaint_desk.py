@@ -89,7 +89,7 @@ class ComplaintDesk:
 
     async def lines(self, session: AsyncSession, ticket: Ticket) -> list[str]:
         t = self.t
-        found = [t("complaint_desk.case.serious")] if ticket.serious else []
+        found: list[str] = []  # "serious" is the desk's own line, for every kind of case
         if ticket.expected_at is not None:
             found.append(t("complaint_desk.case.expected", date=self._day(ticket.expected_at)))
         if ticket.question:
@@ -152,7 +152,7 @@ class ComplaintDesk:
         await self.cases.escalate(
             done, ticket, [self.t("complaint_desk.staff.serious", number=ticket.number, who=member.name)]
         )
-        done.callback_text = self.t("case.done", number=ticket.number, state=self.t("complaint_desk.case.serious"))
+        done.callback_text = self.t("case.done", number=ticket.number, state=self.t("case.serious"))
 
     # ---- staff replies to the desk's prompts -------------------------------------------------------------
 
