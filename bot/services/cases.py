@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery.callbacks import AssignTo, CallbackData, CaseButton
@@ -135,12 +135,25 @@ class CaseDesk:
 
     # ---- opening -----------------------------------------------------------------------------------------
 
-    async def open(self, work: UpdateWork, ticket: Ticket, *, actor: str, detail: dict[str, Any] | None = None) -> None:
-        """A new case: numbered, routed, given its deadlines, audited and posted to the staff group."""
+    async def open(
+        self,
+        work: UpdateWork,
+        ticket: Ticket,
+        *,
+        actor: str,
+        detail: dict[str, Any] | None = None,
+        evidence_from: int | None = None,
+    ) -> None:
+        """A new case: numbered, routed, given its deadlines, audited and posted to the staff group, with the
+        photos and documents of the submission `evidence_from` attached to it."""
         session = work.session
         if ticket.id is None:
             session.add(ticket)
             await session.flush()
+        if evidence_from is not None:
+            await session.execute(
+                update(Attachment).where(Attachment.submission_id == evidence_from).values(ticket_id=ticket.id)
+            )
         if ticket.number is None:
             ticket.number = case_number(ticket.kind, work.now.astimezone(self.zone).year, ticket.id)
         ticket.role = ticket.role or self.desk.routing.role_for(ticket.kind)

@@ -15,8 +15,6 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import update
-
 from bot.delivery.callbacks import ComplaintOffer
 from bot.dialogs.schema import Form, Kind
 from bot.domain.sla import deadlines, end_of_working_day
@@ -26,7 +24,7 @@ from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
 from bot.services.render import REMOVE_KEYBOARD, inline_keyboard, text_payload
 from bot.services.turn import Turn
-from bot.storage.models import Attachment, Submission, Ticket
+from bot.storage.models import Submission, Ticket
 
 log = logging.getLogger("posbot.complaints")
 
@@ -83,7 +81,6 @@ class Complaints:
     # ---- the case ----------------------------------------------------------------------------------------
 
     async def open_case(self, turn: Turn, form: Form, submission: Submission, answers: dict[str, Any]) -> None:
-        session = turn.session
         merchant = await turn.merchant()
         subject = answers.get("subject")
         serious = self.policy.is_serious(subject)
@@ -104,11 +101,6 @@ class Complaints:
             created_at=turn.now,
             reopen_count=0,
         )
-        session.add(ticket)
-        await session.flush()
-        await session.execute(
-            update(Attachment).where(Attachment.submission_id == submission.id).values(ticket_id=ticket.id)
-        )
         detail = {
             "submission": submission.id,
             "subject": subject,
@@ -116,7 +108,8 @@ class Complaints:
             "role": ticket.role,
             "serious": serious,
         }
-        await self.cases.open(turn.work, ticket, actor=f"merchant:{turn.conversation.telegram_user_id}", detail=detail)
+        actor = f"merchant:{turn.conversation.telegram_user_id}"
+        await self.cases.open(turn.work, ticket, actor=actor, detail=detail, evidence_from=submission.id)
         if serious:
             await self._call_supervisors(turn, ticket)
         self._tell_merchant(turn, ticket)

@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.delivery.callbacks import EnquiryChoice
@@ -38,7 +38,7 @@ from bot.services.dialogues import Abandonment, Dialogues
 from bot.services.registry import Registry
 from bot.services.render import inline_keyboard
 from bot.services.turn import Turn
-from bot.storage.models import Answer, Attachment, Submission, Terminal, Ticket
+from bot.storage.models import Answer, Submission, Terminal, Ticket
 
 log = logging.getLogger("posbot.enquiries")
 
@@ -182,17 +182,12 @@ class Enquiries:
             created_at=turn.now,
             reopen_count=0,
         )
-        session.add(ticket)
-        await session.flush()
-        # The merchant's photos, if any, behind the case's "Show photos".
-        await session.execute(
-            update(Attachment).where(Attachment.submission_id == submission.id).values(ticket_id=ticket.id)
-        )
         await self.cases.open(
             turn.work,
             ticket,
             actor="system",
             detail={"abandoned": submission.id, "form": form.key, "why": why},
+            evidence_from=submission.id,  # the merchant's photos, if any, behind the case's "Show photos"
         )
 
     def _quote(self, form: Form, answers: dict[str, object], why: Abandonment) -> str:

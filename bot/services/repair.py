@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 
 from bot.dialogs.schema import Form
 from bot.domain.cases import severity_for
@@ -15,7 +15,7 @@ from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
 from bot.services.render import REMOVE_KEYBOARD, text_payload
 from bot.services.turn import Turn
-from bot.storage.models import Attachment, Submission, Terminal, Ticket, TicketEvent
+from bot.storage.models import Submission, Terminal, Ticket, TicketEvent
 
 
 class RepairReports:
@@ -63,13 +63,10 @@ class RepairReports:
             resolution_method="remote" if fixed else None,
             reopen_count=0,
         )
-        session.add(ticket)
-        await session.flush()
-        await session.execute(
-            update(Attachment).where(Attachment.submission_id == submission.id).values(ticket_id=ticket.id)
-        )
         actor = f"merchant:{turn.conversation.telegram_user_id}"
-        await self.cases.open(turn.work, ticket, actor=actor, detail={"submission": submission.id})
+        await self.cases.open(
+            turn.work, ticket, actor=actor, detail={"submission": submission.id}, evidence_from=submission.id
+        )
         if fixed:
             session.add(
                 TicketEvent(ticket_id=ticket.id, at=now, actor=actor, action="resolved", detail={"method": "remote"})
