@@ -85,3 +85,44 @@ async def test_a_group_member_who_is_not_staff_is_refused_every_command_and_butt
     # Every kind and command was really tried.
     assert {a.subject.split(":")[0] for a in audited} == {"command", "button"}
     assert len({a.subject for a in audited if a.subject.startswith("button:")}) == len(core.registry.staff_buttons)
+
+
+async def test_through_telegram_a_group_member_who_is_not_staff_changes_nothing(sqlite_url: str) -> None:
+    """The same, end to end: the real bot polls the fake Bot API; the member types every staff command in the
+    staff group and presses every staff button kind (data as a modified client would send it) on the case."""
+    from tests.fakes import FakeBotAPI
+    from tests.telegram_harness import STEP_TIMEOUT, TOKEN, running_bot, telegram_settings
+
+    async with FakeBotAPI(token=TOKEN) as api:
+        api.add_group(STAFF_CHAT, title="Staff", members=[700001, STRANGER])
+        async with running_bot(api, telegram_settings(sqlite_url, api)) as running:
+            core = running.core
+            await add_staff(core, 700001, "aftersales", "Wang Gong")
+            await linked_merchant(
+                core, 515151, name="Lucky Noodles", phone="13812345678", terminals=[("AB123456", "P300")]
+            )
+            api.member_sends_text(STAFF_CHAT, 700001, "/newticket AB123456 !screen stays black")
+            await api.wait_for(lambda: any("R-" in str(m.text) for m in api.sent(STAFF_CHAT)), timeout=STEP_TIMEOUT)
+            case = next(m for m in api.sent(STAFF_CHAT) if "R-" in str(m.text) and api.buttons(m))
+            before = await snapshot(core)
+            commands = sorted(core.registry.staff_commands)
+            for name in commands:
+                said = len(api.sent(STAFF_CHAT))
+                api.member_sends_text(STAFF_CHAT, STRANGER, f"/{name} R-2026-000001 13812345678")
+                await api.wait_for(lambda n=said: len(api.sent(STAFF_CHAT)) > n, timeout=STEP_TIMEOUT)  # type: ignore[misc]
+                assert api.sent(STAFF_CHAT)[-1].text == "仅限员工操作。", name
+            presses = [data for kind in core.registry.staff_buttons for data in every_instance(kind)]
+            for data in presses:
+                answered = len(api.callback_answers)
+                api.user_presses(STRANGER, case, data.pack(), chat_id=STAFF_CHAT, forged=True)
+                await api.wait_for(lambda n=answered: len(api.callback_answers) > n, timeout=STEP_TIMEOUT)  # type: ignore[misc]
+                answer = api.callback_answers[-1]
+                assert (answer.get("text"), answer.get("show_alert")) == ("仅限员工操作。", True), data
+            assert await snapshot(core) == before
+            async with core.sessions() as session:
+                refused = (
+                    (await session.execute(select(StaffAudit).where(StaffAudit.telegram_user_id == STRANGER)))
+                    .scalars()
+                    .all()
+                )
+            assert len(refused) == len(commands) + len(presses)
