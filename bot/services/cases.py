@@ -30,7 +30,7 @@ from bot.i18n import Translator
 from bot.services.followups import plan_for_ticket
 from bot.services.registry import Registry
 from bot.services.render import inline_keyboard, text_payload
-from bot.services.team import Team, active_supervisors, mention
+from bot.services.team import Team, active_supervisors, mention, utf16_length
 from bot.services.turn import Member, StaffAction
 from bot.services.updates import Updates, UpdateWork
 from bot.storage.models import (
@@ -490,8 +490,21 @@ class CaseDesk:
     # ---- prompts: a staff member answers by replying ----------------------------------------------------
 
     def ask(self, done: UpdateWork, action: StaffAction, ticket: Ticket, what: str, text: str) -> None:
-        """A question to the staff member in the chat they pressed in; their reply to it is the answer."""
-        payload = text_payload(text, {"force_reply": True, "selective": True})
+        """A question to the staff member in the chat they pressed in; their reply to it is the answer.
+
+        Telegram opens the reply box only for the people a selective force-reply mentions, so in a group
+        the question starts with the presser's name as a text mention; nobody else's client is disturbed.
+        """
+        name = action.user_name or str(action.user_id)
+        payload = text_payload(f"{name}: {text}", {"force_reply": True, "selective": True})
+        payload["entities"] = [
+            {
+                "type": "text_mention",
+                "offset": 0,
+                "length": utf16_length(name),
+                "user": {"id": action.user_id, "is_bot": False, "first_name": name},
+            }
+        ]
         done.say(action.chat_id, payload, purpose=f"ask:{what}"[:24], ticket_id=ticket.id)
 
     async def answer_prompt(self, done: UpdateWork, action: StaffAction, member: Member, text: str) -> bool:
