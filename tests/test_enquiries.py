@@ -176,3 +176,20 @@ async def test_a_reply_to_a_repair_case_stays_a_note_and_is_not_relayed(
     async with core.sessions() as session:
         actions = list((await session.execute(select(TicketEvent.action).order_by(TicketEvent.id))).scalars())
     assert actions[-1] == "note" and "answered" not in actions
+
+
+async def test_a_flood_of_texts_keeps_the_first_twenty_and_the_offer_stands(core: Core) -> None:
+    """Hostile or stuck clients: the draft stops growing, every text is still answered, nothing else changes."""
+    from bot.services.enquiries import DRAFT_MAX
+    from bot.services.turn import Incoming
+
+    await linked_merchant(core, 626262, name="Noisy Shop", phone=None)
+    for n in range(DRAFT_MAX + 5):
+        await core.service.handle(Incoming(626262, 626262, "text", 90_000 + n, "en", text=f"hello {n}"))
+    await core.outbox.deliver()
+    async with core.sessions() as session:
+        kept = (await session.execute(select(Answer.value).order_by(Answer.id))).scalars().all()
+        tickets = (await session.execute(select(func.count()).select_from(Ticket))).scalar_one()
+    assert kept == [f"hello {n}" for n in range(DRAFT_MAX)] and tickets == 0
+    sent = core.outbox.messenger.texts(626262)  # type: ignore[attr-defined]
+    assert len(sent) == DRAFT_MAX + 5 and f"{DRAFT_MAX}" in sent[-1]

@@ -137,3 +137,20 @@ async def test_evidence_goes_as_albums_and_mentions_as_entities(api: FakeBotAPI,
     assert single == sent[3].message_id and sent[3].file_id == receipt
     assert sent[4].text == text and sent[4].entities[0]["user"]["id"] == SHOP
     assert sent[5].reply_to_message_id == single and sent[6].reply_to_message_id is None
+
+
+async def test_the_per_chat_limiters_keep_only_the_chats_spoken_to_lately() -> None:
+    """Memory does not grow with every merchant ever written to: drained limiters are dropped, busy ones kept."""
+    from bot.channels.telegram import ChatLimiters
+
+    limiters = ChatLimiters(sweep_at=100)  # one message a second per chat
+    busy = limiters.for_chat(1)
+    await busy.acquire()  # just spoken to: its bucket drains over the next second
+    for chat_id in range(2, 101):
+        limiters.for_chat(chat_id)  # created, never used: drained
+    assert len(limiters) == 100
+    limiters.for_chat(101)  # the table is full: the idle ones go
+    assert len(limiters) == 2 and limiters.for_chat(1) is busy
+    for chat_id in range(101, 5_000):
+        limiters.for_chat(chat_id)
+    assert len(limiters) < 200

@@ -83,19 +83,38 @@ def wire_markup(data: dict[str, Any] | None, inline_only: bool = False) -> dict[
 
 
 class ChatLimiters:
-    """One limiter per chat, created on first use: 1/s for people, 20/min for groups."""
+    """One limiter per chat, created on first use: 1/s for people, 20/min for groups.
 
-    def __init__(self, per_chat_per_second: float = 1.0, per_group_per_minute: float = 20.0) -> None:
+    A limiter whose bucket has drained completely is no different from a new one, so once the table
+    has grown by `sweep_at` chats those idle ones are dropped: the table holds the chats spoken to in
+    the last minute or so, not every chat the bot has ever written to.
+    """
+
+    def __init__(
+        self, per_chat_per_second: float = 1.0, per_group_per_minute: float = 20.0, sweep_at: int = 1024
+    ) -> None:
         self.per_chat = per_chat_per_second
         self.per_group = per_group_per_minute
         self._limiters: dict[int, AsyncLimiter] = {}
+        self._sweep_every = sweep_at
+        self._sweep_at = sweep_at
 
     def for_chat(self, chat_id: int) -> AsyncLimiter:
         limiter = self._limiters.get(chat_id)
         if limiter is None:
+            if len(self._limiters) >= self._sweep_at:
+                self._drop_idle()
             limiter = AsyncLimiter(self.per_group, 60) if chat_id < 0 else AsyncLimiter(self.per_chat, 1)
             self._limiters[chat_id] = limiter
         return limiter
+
+    def __len__(self) -> int:
+        return len(self._limiters)
+
+    def _drop_idle(self) -> None:
+        # Drained: nothing in the bucket, so nobody holds or waits for it.
+        self._limiters = {c: lim for c, lim in self._limiters.items() if not lim.has_capacity(lim.max_rate)}
+        self._sweep_at = len(self._limiters) + self._sweep_every
 
 
 class SendWindow:

@@ -46,6 +46,8 @@ log = logging.getLogger("posbot.enquiries")
 DRAFT = "enquiry"
 # Forms whose half-way answers staff should see: a merchant with a broken terminal who gave up.
 REPORTED_WHEN_ABANDONED = ("repair",)
+# Texts one draft keeps: enough for a question split over messages, not a flood's worth.
+DRAFT_MAX = 20
 # A Telegram message holds 4096 characters; the case message carries more than the description.
 DESCRIPTION_MAX = 3000
 
@@ -83,9 +85,12 @@ class Enquiries:
             session.add(draft)
             await session.flush()
         count = len(await _texts(session, draft.id)) + 1
-        session.add(
-            Answer(submission_id=draft.id, question_key=f"m{count}", kind="text", value=text, answered_at=turn.now)
-        )
+        if count <= DRAFT_MAX:
+            session.add(
+                Answer(submission_id=draft.id, question_key=f"m{count}", kind="text", value=text, answered_at=turn.now)
+            )
+        else:  # a flood is not a question: the first texts are kept, and the offer stands
+            count = DRAFT_MAX
         rows = [
             [
                 (turn.t("enquiries.button.send"), EnquiryChoice(draft.id, "send")),
