@@ -23,7 +23,7 @@ from bot.domain.cases import LEGACY_STATES, OPEN_STATES
 from bot.domain.desk_policy import DeskPolicy
 from bot.domain.sla import add_working_minutes, working_minutes_between, working_start
 from bot.services.cases import CaseDesk
-from bot.services.render import text_payload
+from bot.services.render import local_minute, text_payload
 from bot.services.updates import UpdateWork
 from bot.storage.models import Ticket
 
@@ -167,4 +167,4 @@ class SlaWatcher:
         await self.cases.escalate(done, ticket, lines)
 
     def _moment(self, at: datetime) -> str:
-        return at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+        return local_minute(at, self.zone)

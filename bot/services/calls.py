@@ -25,7 +25,7 @@ from bot.i18n import Translator, locale_for
 from bot.services.dialogues import Dialogues
 from bot.services.followups import terminal_serial
 from bot.services.registry import Registry
-from bot.services.render import inline_keyboard, text_payload
+from bot.services.render import inline_keyboard, local_minute, text_payload
 from bot.services.team import Team
 from bot.services.turn import Incoming, Member, StaffAction, StaffChat, Turn
 from bot.services.updates import UpdateWork
@@ -95,7 +95,7 @@ class CallDesk:
             phone=merchant.phone,
             kind=t(f"followup.kind.{followup.kind}"),
             serial=serial or t("staff.none"),
-            due=followup.window_end.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"),
+            due=local_minute(followup.window_end, self.zone),
         )
         keyboard = inline_keyboard([[(t("calls.button.record"), CallTask(followup.id, "record"))]])
         done.say(conversation.chat_id, text_payload(text, keyboard), purpose="phone")

@@ -29,7 +29,7 @@ from bot.domain.sla import deadlines
 from bot.i18n import Translator
 from bot.services.followups import plan_for_ticket
 from bot.services.registry import Registry
-from bot.services.render import inline_keyboard, text_payload
+from bot.services.render import inline_keyboard, local_day, local_minute, text_payload
 from bot.services.team import Team, active_supervisors, mention, utf16_length
 from bot.services.turn import Member, StaffAction
 from bot.services.updates import Updates, UpdateWork
@@ -687,8 +687,8 @@ class CaseDesk:
         )
         return list(rows.scalars())
 
-    def _moment(self, at: Any) -> str:
-        return str(at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M"))
+    def _moment(self, at: datetime) -> str:
+        return local_minute(at, self.zone)
 
-    def _day(self, at: Any) -> str:
-        return str(at.astimezone(self.zone).strftime("%Y-%m-%d"))
+    def _day(self, at: datetime) -> str:
+        return local_day(at, self.zone)

@@ -27,7 +27,7 @@ from bot.i18n import Translator
 from bot.services.cases import CaseDesk, PromptAnswer
 from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
-from bot.services.render import inline_keyboard, text_payload
+from bot.services.render import inline_keyboard, local_day, text_payload
 from bot.services.turn import Member, StaffAction, Turn
 from bot.services.updates import UpdateWork
 from bot.storage.models import Conversation, OutboxMessage, Staff, Ticket, TicketEvent
@@ -410,4 +410,4 @@ class ComplaintDesk:
         return event
 
     def _day(self, at: datetime) -> str:
-        return at.astimezone(self.zone).strftime("%Y-%m-%d")
+        return local_day(at, self.zone)

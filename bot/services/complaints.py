@@ -22,7 +22,7 @@ from bot.i18n import Translator
 from bot.services.cases import CaseDesk
 from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
-from bot.services.render import REMOVE_KEYBOARD, inline_keyboard, text_payload
+from bot.services.render import REMOVE_KEYBOARD, inline_keyboard, local_day, local_minute, text_payload
 from bot.services.turn import Turn
 from bot.storage.models import Submission, Ticket
 
@@ -138,7 +138,7 @@ class Complaints:
         lines = [str(answers.get("what_happened") or "").strip()]
         when = answers.get("happened_at")
         if when:
-            at = datetime.fromisoformat(when).astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+            at = local_minute(datetime.fromisoformat(when), self.zone)
             lines.append(t("complaints.case.when", at=at))
         if answers.get("people"):
             lines.append(t("complaints.case.who", people=str(answers["people"]).strip()))
@@ -151,7 +151,7 @@ class Complaints:
         await self.cases.escalate(turn.work, ticket, [], key="complaints.case.serious", again=False)
 
     def _tell_merchant(self, turn: Turn, ticket: Ticket) -> None:
-        due = ticket.sla_due_at.astimezone(self.zone).strftime("%Y-%m-%d") if ticket.sla_due_at else ""
+        due = local_day(ticket.sla_due_at, self.zone) if ticket.sla_due_at else ""
         lines = [turn.t("complaints.created", number=ticket.number, due=due)]
         if ticket.serious:
             lines.append(turn.t("complaints.created_serious"))

@@ -25,7 +25,7 @@ from bot.domain.privacy import mask_numbers, mask_phone
 from bot.i18n import Translator, catalog
 from bot.services.cases import NUMBER_PREFIX, CaseDesk
 from bot.services.registry import Registry
-from bot.services.render import text_payload
+from bot.services.render import local_minute, text_payload
 from bot.services.team import Team
 from bot.services.turn import Member, StaffAction
 from bot.services.updates import UpdateWork
@@ -87,7 +87,7 @@ class DeskCommands:
         done.say(action.chat_id, text_payload(text), purpose="staff")
 
     def _moment(self, at: datetime) -> str:
-        return at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+        return local_minute(at, self.zone)
 
     # ---- /ticket <number> ------------------------------------------------------------------------------
 

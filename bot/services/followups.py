@@ -28,7 +28,7 @@ from bot.domain.privacy import mask_phone
 from bot.i18n import Translator
 from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
-from bot.services.render import inline_keyboard, text_payload
+from bot.services.render import inline_keyboard, local_minute, text_payload
 from bot.services.turn import Turn
 from bot.services.updates import UpdateWork
 from bot.storage.models import FollowUp, Merchant, OutboxMessage, Submission, Terminal, Ticket, TicketEvent
@@ -214,7 +214,7 @@ def escalation(
         merchant=merchant.name,
         phone=mask_phone(merchant.phone) or t("staff.none"),
         serial=serial or t("staff.none"),
-        due=followup.window_end.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        due=local_minute(followup.window_end, zone),
         number=followup.id,
     )
     rows = [
@@ -317,7 +317,7 @@ class FollowUpSurveys:
             followup.send_at = self.calendar.next_allowed_slot(turn.local_now() + self.snooze)
             followup.lease_until = None
             followup.remind_at = None
-            when = followup.send_at.astimezone(turn.zone).strftime("%Y-%m-%d %H:%M")
+            when = local_minute(followup.send_at, turn.zone)
             turn.say_text("followup.snoozed", when=when)
 
     async def _opt_out(self, turn: Turn, merchant: Merchant) -> None:
@@ -355,7 +355,7 @@ class FollowUpSurveys:
         """Exactly what changed: each follow-up cancelled, each one that became a call task and from when."""
 
         def line(followup: FollowUp, key: str) -> Text:
-            when = max(turn.now, followup.send_at).astimezone(turn.zone).strftime("%Y-%m-%d %H:%M")
+            when = local_minute(max(turn.now, followup.send_at), turn.zone)
             return Text(key, {"kind": Text(f"followup.kind.{followup.kind}"), "number": followup.id, "when": when})
 
         parts = [line(f, "calls.opt_out.cancelled_line") for f in cancelled] or [Text("calls.opt_out.none")]

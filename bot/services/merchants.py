@@ -15,7 +15,7 @@ from bot.domain.phones import normalize_phone
 from bot.services.cases import category_key
 from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
-from bot.services.render import REMOVE_KEYBOARD, contact_keyboard, inline_keyboard, text_payload
+from bot.services.render import REMOVE_KEYBOARD, contact_keyboard, inline_keyboard, local_minute, text_payload
 from bot.services.turn import Turn
 from bot.storage.models import Merchant, Staff, Terminal, Ticket
 
@@ -184,7 +184,7 @@ class MerchantIdentity:
             lines = [turn.t("status.recent_header", days=RECENT_DAYS)]
             for ticket, handler in cases:
                 state = canonical_state(ticket.status)
-                created = ticket.created_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+                created = local_minute(ticket.created_at, self.zone)
                 status = turn.t(f"ticket_status.{state}")
                 if ticket.category:
                     category = turn.t(category_key(ticket.kind, ticket.category))
@@ -198,7 +198,7 @@ class MerchantIdentity:
                     who = turn.t("status.handler", name=handler) if handler else turn.t("status.waiting")
                     lines.append(who)
                     if ticket.visit_at:
-                        at = ticket.visit_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+                        at = local_minute(ticket.visit_at, self.zone)
                         lines.append(turn.t(f"status.visit.{ticket.visit_state or 'proposed'}", at=at))
             turn.say(text_payload("\n".join(lines)))
         self.dialogues.reprompt(turn)

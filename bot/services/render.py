@@ -7,7 +7,9 @@ the same whether it leaves through Telegram or the terminal.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.delivery.callbacks import CallbackData, DialogueAnswer
 from bot.delivery.port import Payload
@@ -28,6 +30,15 @@ def contact_keyboard(t: Translator) -> dict[str, Any]:
         "resize_keyboard": True,
         "one_time_keyboard": True,
     }
+
+
+def local_minute(at: datetime, zone: ZoneInfo) -> str:
+    """A moment as people read it in messages: local date and time to the minute."""
+    return at.astimezone(zone).strftime("%Y-%m-%d %H:%M")
+
+
+def local_day(at: datetime, zone: ZoneInfo) -> str:
+    return at.astimezone(zone).strftime("%Y-%m-%d")
 
 
 def text_payload(text: str, reply_markup: dict[str, Any] | None = None) -> Payload:

@@ -13,7 +13,7 @@ from bot.domain.cases import severity_for
 from bot.services.cases import CaseDesk
 from bot.services.dialogues import Dialogues
 from bot.services.registry import Registry
-from bot.services.render import REMOVE_KEYBOARD, text_payload
+from bot.services.render import REMOVE_KEYBOARD, local_minute, text_payload
 from bot.services.turn import Turn
 from bot.storage.models import Submission, Terminal, Ticket, TicketEvent
 
@@ -82,7 +82,7 @@ class RepairReports:
             lines.append(turn.t("repair.created_remote", number=ticket.number))
         else:
             visit = (
-                ticket.preferred_visit_at.astimezone(self.zone).strftime("%Y-%m-%d %H:%M")
+                local_minute(ticket.preferred_visit_at, self.zone)
                 if ticket.preferred_visit_at
                 else turn.t("staff.none")
             )
