@@ -1,4 +1,4 @@
-"""`posbot run | chat | db upgrade | merchants add | forms`."""
+"""`posbot run | chat | db upgrade | merchants add | forms | import | schedule-preview | purge`."""
 
 from __future__ import annotations
 
@@ -292,3 +292,34 @@ def schedule_preview(
     calendar = WorkCalendar.from_policy(policy)
     for planned in schedule_for_event(policy, calendar, event, moment, key_account=key_account):  # type: ignore[arg-type]
         typer.echo(json.dumps(planned_to_json(planned), ensure_ascii=False))
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go; change nothing")] = False,
+) -> None:
+    """Delete or blank personal data older than the policy's [retention] periods; print counts per kind."""
+    # No bot.app here: purging needs the database and the policy, not Telegram.
+    from bot.clock import SystemClock
+    from bot.domain.retention import RetentionPolicy
+    from bot.services.retention import PurgeReport, Retention
+    from bot.storage.db import create_engine, session_factory, upgrade_async
+
+    settings = _settings()
+    _database_ready(settings)
+    retention: RetentionPolicy = _policy(settings).retention
+
+    async def _purge() -> PurgeReport:
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            return await Retention(session_factory(engine), SystemClock(), retention).purge(dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(_purge())
+    t = _t(settings)
+    typer.echo(t("retention.would_go" if dry_run else "retention.went"))
+    days = retention.days()
+    for name, count in report.counts.items():
+        typer.echo(t("retention.line", what=t(f"retention.category.{name}", days=days[name]), count=count))
