@@ -39,7 +39,8 @@ PRIVATE_LOGGERS = (
 )
 # Their INFO lines ("Start polling", "Run polling for bot @name") are worth having; nothing below.
 INFO_AT_MOST = ("aiogram.dispatcher", "aiogram.webhook")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d{9})(?!\d)")
+# A mainland mobile as merchants write it: 13812345678, +86 138 1234 5678, 138-1234-5678.
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ \-]?)?(1[3-9]\d(?:[ \-]?\d){8})(?!\d)")
 
 
 class PrivateFormatter(logging.Formatter):

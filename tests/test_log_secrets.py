@@ -93,3 +93,19 @@ async def test_a_call_task_at_debug_logs_neither_the_token_nor_the_number_staff_
         )
     assert_nothing_secret(debug_log.getvalue())
 
+
+@pytest.mark.parametrize(
+    "said",
+    ["call me on 138 1234 5678", "tel +86 138-1234-5678", "+8613812345678", "8613812345678", "(13812345678)"],
+)
+def test_a_mobile_number_written_any_way_a_merchant_writes_it_is_masked_in_the_log(
+    debug_log: io.StringIO, said: str
+) -> None:
+    logging.getLogger("aiogram.event").debug("Update: %s", {"text": said})
+    line = debug_log.getvalue()
+    assert "138****5678" in line and not FULL_MOBILE.search(line), line
+
+
+def test_telegram_ids_and_other_long_numbers_stay_readable_in_the_log(debug_log: io.StringIO) -> None:
+    logging.getLogger("posbot").info("chat -1001381234567, update 913812345, serial 00013812345678")
+    assert "-1001381234567" in debug_log.getvalue() and "00013812345678" in debug_log.getvalue()
