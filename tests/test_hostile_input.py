@@ -592,3 +592,31 @@ async def _print_stats(core: Core, api: LocalBotAPI) -> None:
         "calls", len(api.calls), "answers", (await session.execute(select(func.count()).select_from(Answer))).scalar()
     )
 
+
+def said(plan_kind: str, user: int, where: str, **fields: Any) -> dict[str, Any]:
+    """One scripted plan, for the cases the random walk found."""
+    base = {"kind": plan_kind, "user": user, "where": where, "name": "Zhang", "language": "en", "redelivered": False}
+    base.update({"reply": None, "pick": 0, "source": "latest", "forged": "", "garbage": "", "no_message": False})
+    return {**base, **fields}
+
+
+async def test_a_staff_answer_as_long_as_telegram_lets_staff_type_still_reaches_the_merchant(
+    tmp_path: Path, errors: ErrorLog
+) -> None:
+    core, bot, api = await _start(tmp_path)
+    feeder = Feeder(core, bot, api)
+    try:
+        await feeder.feed(
+            [
+                said("text", SHOP, "private", text="Can I get a second terminal?"),
+                said("press", SHOP, "private", pick=0),  # Yes, send it to the service team
+            ]
+        )
+        assert api.messages.get(STAFF_CHAT), "the enquiry reached the staff group"
+        answer = "答" * 4096  # the most a Telegram client lets staff type
+        await feeder.feed([said("text", SERVICE, "staff", text=answer, reply="bot", pick=-1)])
+    finally:
+        await core.close()
+    assert not api.refused and not errors.records
+    told = [sent["text"] for method, sent in api.calls if isinstance(method, SendMessage) and sent["chat_id"] == SHOP]
+    assert "答" * 100 in told[-1] and told[-1].endswith("…")
