@@ -227,3 +227,11 @@ def test_posbot_purge_dry_run_prints_what_would_go_and_changes_nothing_then_purg
     assert done.returncode == 0, done.stderr
     assert "Purged:" in done.stdout and "ids of handled updates, older than 30 days (deleted): 3" in done.stdout
     assert count_ids(path) == 1
+
+
+async def test_the_purge_runs_daily_at_the_policy_s_hour(core: Core) -> None:
+    from bot.app import build_scheduler
+
+    job = build_scheduler(core).get_job("retention")
+    assert job is not None
+    assert "hour='3'" in str(job.trigger) and "minute='30'" in str(job.trigger)
