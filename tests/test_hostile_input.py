@@ -620,3 +620,11 @@ async def test_a_staff_answer_as_long_as_telegram_lets_staff_type_still_reaches_
     assert not api.refused and not errors.records
     told = [sent["text"] for method, sent in api.calls if isinstance(method, SendMessage) and sent["chat_id"] == SHOP]
     assert "答" * 100 in told[-1] and told[-1].endswith("…")
+
+
+def test_the_per_chat_limits_a_messenger_is_given_are_the_ones_it_keeps() -> None:
+    """Found while feeding the walk: a fresh ChatLimiters is empty, so falsy, and was replaced by the default
+    one message a second per chat."""
+    limits = ChatLimiters(per_chat_per_second=50.0)
+    messenger = TelegramMessenger(Bot(TOKEN, session=LocalBotAPI()), chats=limits)
+    assert messenger.chats is limits
