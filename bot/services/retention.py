@@ -11,6 +11,7 @@ Answers, submissions, tickets and their audit trail are the company's records: k
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -83,6 +84,7 @@ class Retention:
         self.sessions = sessions
         self.clock = clock
         self.policy = policy
+        self.longest_batch = 0.0  # seconds: the longest any one purge transaction held its locks
 
     async def purge(self, dry_run: bool = False) -> PurgeReport:
         cutoffs = self.policy.cutoffs(self.clock.now())
@@ -111,6 +113,7 @@ class Retention:
     async def _apply(self, rule: _Rule, condition: ColumnElement[bool]) -> int:
         done = 0
         while True:
+            started = time.perf_counter()
             async with self.sessions() as session, session.begin():
                 batch = select(rule.key).where(condition).order_by(rule.key).limit(self.policy.batch_size)
                 if session.bind.dialect.name == "postgresql":  # type: ignore[union-attr]
@@ -121,6 +124,7 @@ class Retention:
                 )
                 result = await session.execute(statement.execution_options(synchronize_session=False))
                 changed = int(result.rowcount or 0)  # type: ignore[attr-defined]
+            self.longest_batch = max(self.longest_batch, time.perf_counter() - started)
             done += changed
             if changed < self.policy.batch_size:
                 return done
