@@ -94,7 +94,11 @@ class Retention:
             counts[name] = await (self._count(rule, condition) if dry_run else self._apply(rule, condition))
         report = PurgeReport(counts, dry_run)
         if not dry_run and report.total:
-            log.info("retention purge: %s", ", ".join(f"{name} {count}" for name, count in counts.items()))
+            log.info(
+                "retention purge: %s (longest transaction %.0f ms)",
+                ", ".join(f"{name} {count}" for name, count in counts.items()),
+                1000 * self.longest_batch,
+            )
         return report
 
     async def run_daily(self) -> None:
