@@ -572,6 +572,7 @@ def test_ten_thousand_hostile_updates_never_crash_a_handler_store_an_invalid_ans
 
 
 async def _print_stats(core: Core, api: LocalBotAPI) -> None:
+    """How far the walk got (POSBOT_HOSTILE_STATS=1 with -s): cases by kind and state, forms, events, messages."""
     from sqlalchemy import func
 
     from bot.storage.models import OutboxMessage, Ticket, TicketEvent
@@ -588,9 +589,8 @@ async def _print_stats(core: Core, api: LocalBotAPI) -> None:
             ),
         ):
             print([tuple(r) for r in (await session.execute(query)).all()])
-    print(
-        "calls", len(api.calls), "answers", (await session.execute(select(func.count()).select_from(Answer))).scalar()
-    )
+        answers = (await session.execute(select(func.count()).select_from(Answer))).scalar()
+    print("Bot API calls", len(api.calls), "answers", answers)
 
 
 def said(plan_kind: str, user: int, where: str, **fields: Any) -> dict[str, Any]:
