@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ from bot.storage.models import (
     Ticket,
 )
 from tests.conftest import STAFF_CHAT, linked_merchant
-from tests.test_cli import posbot
+from tests.test_cli import ROOT, posbot
 
 SHOP = 515151
 PHONE = "+8613812345678"
@@ -235,3 +238,22 @@ async def test_the_purge_runs_daily_at_the_policy_s_hour(core: Core) -> None:
     job = build_scheduler(core).get_job("retention")
     assert job is not None
     assert "hour='3'" in str(job.trigger) and "minute='30'" in str(job.trigger)
+
+
+def test_posbot_purge_needs_no_telegram_library(tmp_path: Path) -> None:
+    """The purge is a database job: it runs where aiogram is not even importable."""
+    probe = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from bot.cli import app\n"
+        "result = CliRunner().invoke(app, ['purge', '--dry-run'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('aiogram', 'aiohttp')))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "DATABASE_URL")}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'bot.sqlite3'}"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, env=env, cwd=ROOT, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"
