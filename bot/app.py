@@ -6,8 +6,8 @@ import asyncio
 import logging
 import secrets
 import sys
-from contextlib import AsyncExitStack
 from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import wraps

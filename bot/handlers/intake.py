@@ -60,16 +60,14 @@ class Intake(BaseMiddleware):
 
     async def _take(self, handler: Handler, event: TelegramObject, data: dict[str, Any], chat: int | None) -> Any:
         delay = FIRST_RETRY
-        attempt = 0
         while True:
-            attempt += 1
             try:
                 # A copy each time: filters and inner middlewares write into it.
                 result = await handler(event, dict(data))
             except Exception as error:
                 if not unreachable(error):
                     raise
-                self.outage.failed(error, held=attempt == 1)
+                self.outage.failed(error, event.update_id if isinstance(event, Update) else None)
                 if chat is not None and self.outage.first_for(chat):
                     await self._tell(data.get("bot"), chat, data.get("event_from_user"))
                 if not self.hold:

@@ -66,28 +66,29 @@ class Outage:
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self.since: float | None = None
-        self.held = 0  # updates that met the outage (each counted once per attempt that failed first)
+        self._waiting: set[int] = set()  # ids of the updates that met this outage
         self._told: set[int] = set()
 
     @property
     def down(self) -> bool:
         return self.since is not None
 
-    def failed(self, error: BaseException, *, held: bool = False) -> None:
+    def failed(self, error: BaseException, update_id: int | None = None) -> None:
         """Something met the outage; the first to do so says it in the log."""
         if self.since is None:
             self.since = self._clock()
             log.warning("database unreachable (%s); updates are kept and handled once it is back", describe(error))
-        if held:
-            self.held += 1
+        if update_id is not None:
+            self._waiting.add(update_id)
 
     def recovered(self) -> None:
         """Something reached the database again: the outage is over."""
         if self.since is None:
             return
-        log.info("database reachable again after %.1f s; %d update(s) were kept", self._clock() - self.since, self.held)
+        took = self._clock() - self.since
+        log.info("database reachable again after %.1f s; %d update(s) had to wait for it", took, len(self._waiting))
         self.since = None
-        self.held = 0
+        self._waiting.clear()
         self._told.clear()
 
     def first_for(self, chat_id: int) -> bool:
