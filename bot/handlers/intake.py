@@ -34,6 +34,10 @@ DEFERRED = object()
 FIRST_RETRY = 0.5  # seconds; doubled on each failure of the same update
 LAST_RETRY = 5.0
 NOTICE_TIMEOUT = 10.0
+# The database came back this often while one update kept failing as if it were out: the update's own
+# fault (a statement that breaks its connection, say), so it goes to the error handler after all.
+GIVE_UP_AFTER = 3
+REMEMBERED = 10_000  # updates the webhook refused, remembered until they come back
 
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
@@ -47,6 +51,8 @@ class Intake(BaseMiddleware):
         self.default_locale = default_locale
         # Dropped when nobody holds or waits for it, as ConversationService's user locks are.
         self._chats: weakref.WeakValueDictionary[int, asyncio.Lock] = weakref.WeakValueDictionary()
+        # Update id -> the outage's `recoveries` when the webhook first refused it.
+        self._refused: dict[int, int] = {}
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat = _chat_of(data)
@@ -59,6 +65,8 @@ class Intake(BaseMiddleware):
             return await self._take(handler, event, data, chat)
 
     async def _take(self, handler: Handler, event: TelegramObject, data: dict[str, Any], chat: int | None) -> Any:
+        update_id = event.update_id if isinstance(event, Update) else -1
+        since = self._refused.pop(update_id, None)
         delay = FIRST_RETRY
         while True:
             try:
@@ -67,16 +75,27 @@ class Intake(BaseMiddleware):
             except Exception as error:
                 if not unreachable(error):
                     raise
-                self.outage.failed(error, event.update_id if isinstance(event, Update) else None)
+                if since is None:
+                    since = self.outage.recoveries
+                elif self.outage.recoveries - since >= GIVE_UP_AFTER:
+                    log.error("update %s kept failing while the database answered others: not an outage", update_id)
+                    raise
+                self.outage.failed(error, update_id)
                 if chat is not None and self.outage.first_for(chat):
                     await self._tell(data.get("bot"), chat, data.get("event_from_user"))
                 if not self.hold:
+                    self._remember(update_id, since)
                     return DEFERRED
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, LAST_RETRY)
                 continue
             self.outage.recovered()
             return result
+
+    def _remember(self, update_id: int, since: int) -> None:
+        if len(self._refused) >= REMEMBERED:
+            del self._refused[next(iter(self._refused))]  # the oldest: Telegram has likely given it up
+        self._refused[update_id] = since
 
     async def _tell(self, bot: Bot | None, chat: int, user: User | None) -> None:
         """Best effort: the chat hears that answers are late, in the language Telegram says the person uses."""

@@ -67,6 +67,7 @@ class Outage:
         self._clock = clock
         self.since: float | None = None
         self._waiting: set[int] = set()  # ids of the updates that met this outage
+        self.recoveries = 0  # outages that ended: an update still failing across several is no outage's victim
         self._told: set[int] = set()
 
     @property
@@ -88,6 +89,7 @@ class Outage:
         took = self._clock() - self.since
         log.info("database reachable again after %.1f s; %d update(s) had to wait for it", took, len(self._waiting))
         self.since = None
+        self.recoveries += 1
         self._waiting.clear()
         self._told.clear()
 
