@@ -1,4 +1,4 @@
-"""`posbot run | chat | db upgrade | merchants add | forms`."""
+"""`posbot run | chat | db upgrade | merchants add | forms | import | export | seed-demo`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import logging
 import re
 import sys
 from collections.abc import Coroutine
+from datetime import datetime as datetime_type
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -292,3 +294,79 @@ def schedule_preview(
     calendar = WorkCalendar.from_policy(policy)
     for planned in schedule_for_event(policy, calendar, event, moment, key_account=key_account):  # type: ignore[arg-type]
         typer.echo(json.dumps(planned_to_json(planned), ensure_ascii=False))
+
+
+def _day(settings: Settings, value: str | None) -> datetime_type | None:
+    """A --from/--to date (YYYY-MM-DD) as the start of that day in the deployment's zone."""
+    from datetime import date, datetime
+
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        typer.echo("posbot: " + _t(settings)("export.bad_date", value=value), err=True)
+        raise typer.Exit(2) from None
+    return datetime(day.year, day.month, day.day, tzinfo=settings.zone)
+
+
+@app.command()
+def export(
+    output: Annotated[Path, typer.Option("-o", "--output", help="The .xlsx file; for csv a directory or a file stem")],
+    format: Annotated[str, typer.Option("--format", help="xlsx | csv")] = "xlsx",
+    since: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (merchants' time zone)")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD, included")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="zh_CN | en; default DEFAULT_LOCALE")] = None,
+    full_phones: Annotated[
+        bool, typer.Option("--full-phones", help="Write phone numbers in full (masked by default)")
+    ] = False,
+) -> None:
+    """Write tickets, follow-ups, survey answers and complaints to a spreadsheet.
+
+    xlsx: one workbook with four sheets. csv: four UTF-8 files, PATH-tickets.csv, PATH-followups.csv,
+    PATH-answers.csv and PATH-complaints.csv (PATH's extension dropped), or tickets.csv... inside PATH
+    when PATH is a directory. Rows are those opened (tickets, complaints), due to be sent (follow-ups)
+    or started (survey answers) from --from to --to.
+    """
+    from datetime import timedelta
+
+    settings = _settings()
+    if format not in ("xlsx", "csv") or (lang is not None and lang not in ("zh_CN", "en")):
+        typer.echo("posbot: --format xlsx|csv, --lang zh_CN|en", err=True)
+        raise typer.Exit(2)
+    start = _day(settings, since)
+    end = _day(settings, until)
+    if end is not None:
+        end += timedelta(days=1)
+    if start is not None and end is not None and start >= end:
+        typer.echo("posbot: " + _t(settings)("export.bad_period"), err=True)
+        raise typer.Exit(2)
+    _database_ready(settings)
+    locale = lang or settings.default_locale
+
+    async def _export() -> dict[str, Any]:
+        from tqdm import tqdm
+
+        from bot.dialogs.loader import load_forms
+        from bot.services.export import Export, ExportOptions, writer_for
+        from bot.storage.db import create_engine, session_factory, upgrade_async
+
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            options = ExportOptions(start, end, locale, settings.zone, full_phones)
+            job = Export(session_factory(engine), load_forms(), options)
+            total = sum((await job.counts()).values())
+            with tqdm(total=total, unit="row", desc="export", file=sys.stderr, disable=None) as bar:
+                summary = await job.write(writer_for(format, output), bar.update)  # type: ignore[arg-type]
+            return {**summary.rows, "files": ", ".join(str(f) for f in summary.files)}
+        finally:
+            await engine.dispose()
+
+    done: dict[str, Any] = {}
+
+    async def _run_export() -> None:
+        done.update(await _export())
+
+    _run(settings, _run_export())
+    typer.echo(_t(settings)("export.done", **done))
