@@ -369,4 +369,88 @@ def export(
         done.update(await _export())
 
     _run(settings, _run_export())
+    if not done:  # interrupted
+        raise typer.Exit(130)
     typer.echo(_t(settings)("export.done", **done))
+
+
+DEMO_STAFF_CHAT = -1009999999999  # the staff group of a demo database, when STAFF_CHAT_ID is not set
+
+
+@app.command("seed-demo")
+def seed_demo(
+    merchants: Annotated[int, typer.Option(help="How many merchants")] = 200,
+    days: Annotated[int, typer.Option(help="How many days of history, ending now")] = 60,
+    seed: Annotated[int, typer.Option(help="The same seed makes the same history")] = 1,
+    force: Annotated[bool, typer.Option("--force", help="Seed even into a database that has merchants")] = False,
+) -> None:
+    """Fill the database with a realistic synthetic history, made through the bot's own services.
+
+    Merchants connect and get terminals installed; follow-ups are sent as a fast clock moves day by
+    day and answered on time, late, by phone or never; repairs are reported, taken and fixed remotely
+    or on site; complaints are heard, answered and some reopened. Refuses a database that already has
+    merchants (demo merchants mixed with real ones), unless --force.
+    """
+    import time
+
+    settings = _settings()
+    if merchants < 1 or days < 1:
+        typer.echo("posbot: --merchants and --days must be at least 1", err=True)
+        raise typer.Exit(2)
+    _ready(settings)
+    # The services' own INFO lines would be thousands here; the summary line says what happened.
+    logging.getLogger("posbot").setLevel(max(logging.WARNING, logging.getLogger().level))
+    result: dict[str, Any] = {}
+
+    async def _seed() -> None:
+        from datetime import datetime, timedelta
+
+        # bot.app holds build_core (the one wiring of the services); it imports aiogram at module level
+        # today, which only this command pays for.
+        from bot.app import build_core, dispatch_due
+        from bot.clock import FrozenClock
+        from bot.scheduling.periodic import catch_up
+        from bot.scheduling.sla import SlaWatcher
+        from bot.services.demo import DemoMessenger, Simulation, merchant_count
+
+        zone = settings.zone
+        start = (datetime.now(zone) - timedelta(days=days)).replace(hour=8, minute=0, second=0, microsecond=0)
+        clock = FrozenClock(start)
+        messenger = DemoMessenger()
+        staff_chat = settings.staff_chat_id if settings.staff_chat_id is not None else DEMO_STAFF_CHAT
+        core = await build_core(settings, messenger, clock, staff_chat_id=staff_chat)
+        try:
+            existing = await merchant_count(core.sessions)
+            if existing and not force:
+                result["refused"] = existing
+                return
+            watcher = SlaWatcher(core.cases)
+            planned_on: list[object] = [None]
+
+            async def due_jobs() -> None:
+                today = clock.now().astimezone(zone).date()
+                if planned_on[0] != today:  # the monthly sample and the quarterly review, as the cron jobs would
+                    planned_on[0] = today
+                    await catch_up(core.sessions, core.policy, core.calendar, clock, calls=core.calls)
+                await dispatch_due(core)
+                await watcher.tick()
+                while await core.outbox.deliver() > 0:
+                    pass
+
+            started = time.perf_counter()
+            simulation = Simulation(
+                core, messenger, clock, zone, staff_chat_id=staff_chat, due_jobs=due_jobs, seed=seed
+            )
+            summary = await simulation.run(merchants, days)
+            summary.seconds = round(time.perf_counter() - started, 1)
+            result.update(vars(summary))
+        finally:
+            await core.close()
+
+    _run(settings, _seed())
+    if "refused" in result:
+        typer.echo("posbot: " + _t(settings)("seed.refused", merchants=result["refused"]), err=True)
+        raise typer.Exit(1)
+    if not result:
+        raise typer.Exit(130)
+    typer.echo(_t(settings)("seed.summary", **result))
