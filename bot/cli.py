@@ -7,6 +7,7 @@ import logging
 import re
 import sys
 from collections.abc import Coroutine
+from datetime import date as date_type
 from datetime import datetime as datetime_type
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -377,11 +378,61 @@ def export(
 DEMO_STAFF_CHAT = -1009999999999  # the staff group of a demo database, when STAFF_CHAT_ID is not set
 
 
+async def seed_history(
+    settings: Settings, merchants: int, days: int, seed: int, *, force: bool = False, until: date_type | None = None
+) -> dict[str, Any]:
+    """The demo history, `days` days up to `until` (today), written through the services; its summary,
+    or {"refused": n} when the database has merchants already and `force` is not given."""
+    import time
+    from datetime import date, datetime, timedelta
+
+    # bot.app holds build_core (the one wiring of the services); it imports aiogram at module level
+    # today, which only this command pays for.
+    from bot.app import build_core, dispatch_due
+    from bot.clock import FrozenClock
+    from bot.scheduling.periodic import catch_up
+    from bot.scheduling.sla import SlaWatcher
+    from bot.services.demo import DemoMessenger, Simulation, merchant_count
+
+    zone = settings.zone
+    last = until or datetime.now(zone).date()
+    first = last - timedelta(days=days)
+    clock = FrozenClock(datetime(first.year, first.month, first.day, 8, 0, tzinfo=zone))
+    messenger = DemoMessenger()
+    staff_chat = settings.staff_chat_id if settings.staff_chat_id is not None else DEMO_STAFF_CHAT
+    core = await build_core(settings, messenger, clock, staff_chat_id=staff_chat)
+    try:
+        existing = await merchant_count(core.sessions)
+        if existing and not force:
+            return {"refused": existing}
+        watcher = SlaWatcher(core.cases)
+        planned_on: list[date | None] = [None]
+
+        async def due_jobs() -> None:
+            today = clock.now().astimezone(zone).date()
+            if planned_on[0] != today:  # the monthly sample and the quarterly review, as the cron jobs would
+                planned_on[0] = today
+                await catch_up(core.sessions, core.policy, core.calendar, clock, calls=core.calls)
+            await dispatch_due(core)
+            await watcher.tick()
+            while await core.outbox.deliver() > 0:
+                pass
+
+        started = time.perf_counter()
+        simulation = Simulation(core, messenger, clock, zone, staff_chat_id=staff_chat, due_jobs=due_jobs, seed=seed)
+        summary = await simulation.run(merchants, days)
+        summary.seconds = round(time.perf_counter() - started, 1)
+        return vars(summary)
+    finally:
+        await core.close()
+
+
 @app.command("seed-demo")
 def seed_demo(
     merchants: Annotated[int, typer.Option(help="How many merchants")] = 200,
-    days: Annotated[int, typer.Option(help="How many days of history, ending now")] = 60,
-    seed: Annotated[int, typer.Option(help="The same seed makes the same history")] = 1,
+    days: Annotated[int, typer.Option(help="How many days of history")] = 60,
+    seed: Annotated[int, typer.Option(help="The same seed (and --until) makes the same history")] = 1,
+    until: Annotated[str | None, typer.Option(help="The history's last day, YYYY-MM-DD; default today")] = None,
     force: Annotated[bool, typer.Option("--force", help="Seed even into a database that has merchants")] = False,
 ) -> None:
     """Fill the database with a realistic synthetic history, made through the bot's own services.
@@ -391,61 +442,26 @@ def seed_demo(
     or on site; complaints are heard, answered and some reopened. Refuses a database that already has
     merchants (demo merchants mixed with real ones), unless --force.
     """
-    import time
+    from datetime import date
 
     settings = _settings()
     if merchants < 1 or days < 1:
         typer.echo("posbot: --merchants and --days must be at least 1", err=True)
         raise typer.Exit(2)
+    last = None
+    if until is not None:
+        try:
+            last = date.fromisoformat(until)
+        except ValueError:
+            typer.echo("posbot: " + _t(settings)("export.bad_date", value=until), err=True)
+            raise typer.Exit(2) from None
     _ready(settings)
     # The services' own INFO lines would be thousands here; the summary line says what happened.
     logging.getLogger("posbot").setLevel(max(logging.WARNING, logging.getLogger().level))
     result: dict[str, Any] = {}
 
     async def _seed() -> None:
-        from datetime import datetime, timedelta
-
-        # bot.app holds build_core (the one wiring of the services); it imports aiogram at module level
-        # today, which only this command pays for.
-        from bot.app import build_core, dispatch_due
-        from bot.clock import FrozenClock
-        from bot.scheduling.periodic import catch_up
-        from bot.scheduling.sla import SlaWatcher
-        from bot.services.demo import DemoMessenger, Simulation, merchant_count
-
-        zone = settings.zone
-        start = (datetime.now(zone) - timedelta(days=days)).replace(hour=8, minute=0, second=0, microsecond=0)
-        clock = FrozenClock(start)
-        messenger = DemoMessenger()
-        staff_chat = settings.staff_chat_id if settings.staff_chat_id is not None else DEMO_STAFF_CHAT
-        core = await build_core(settings, messenger, clock, staff_chat_id=staff_chat)
-        try:
-            existing = await merchant_count(core.sessions)
-            if existing and not force:
-                result["refused"] = existing
-                return
-            watcher = SlaWatcher(core.cases)
-            planned_on: list[object] = [None]
-
-            async def due_jobs() -> None:
-                today = clock.now().astimezone(zone).date()
-                if planned_on[0] != today:  # the monthly sample and the quarterly review, as the cron jobs would
-                    planned_on[0] = today
-                    await catch_up(core.sessions, core.policy, core.calendar, clock, calls=core.calls)
-                await dispatch_due(core)
-                await watcher.tick()
-                while await core.outbox.deliver() > 0:
-                    pass
-
-            started = time.perf_counter()
-            simulation = Simulation(
-                core, messenger, clock, zone, staff_chat_id=staff_chat, due_jobs=due_jobs, seed=seed
-            )
-            summary = await simulation.run(merchants, days)
-            summary.seconds = round(time.perf_counter() - started, 1)
-            result.update(vars(summary))
-        finally:
-            await core.close()
+        result.update(await seed_history(settings, merchants, days, seed, force=force, until=last))
 
     _run(settings, _seed())
     if "refused" in result:

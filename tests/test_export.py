@@ -51,7 +51,9 @@ async def fill(url: str) -> None:
         await db.execute(
             insert(Terminal), [{"id": 1, "serial": "AB123456", "merchant_id": 1, "model": "P300", "installed_at": at}]
         )
-        await db.execute(insert(Staff), [{"id": 1, "telegram_user_id": ENGINEER, "name": "Wang Gong", "role": "aftersales"}])
+        await db.execute(
+            insert(Staff), [{"id": 1, "telegram_user_id": ENGINEER, "name": "Wang Gong", "role": "aftersales"}]
+        )
         await db.execute(
             insert(Ticket),
             [
@@ -92,7 +94,7 @@ async def fill(url: str) -> None:
                     "severity": "normal",
                     "role": "supervisor",
                     "serious": True,
-                    "description": "=HYPERLINK(\"http://x\") rude on the phone",
+                    "description": '=HYPERLINK("http://x") rude on the phone',
                     "outcome_wanted": "apology",
                     "reopen_count": 1,
                     "assignee_id": 1,
@@ -304,7 +306,5 @@ async def test_the_command_writes_one_csv_file_per_sheet(filled: str, tmp_path: 
     assert complaint["Description"].startswith("'=HYPERLINK")  # a spreadsheet will not run it
     assert "13812345678" not in (tmp_path / "report-tickets.csv").read_text(encoding="utf-8-sig")
 
-    bad = posbot(
-        "export", "--from", "yesterday", "-o", str(tmp_path / "x.xlsx"), env={"DATABASE_URL": filled}
-    )
+    bad = posbot("export", "--from", "yesterday", "-o", str(tmp_path / "x.xlsx"), env={"DATABASE_URL": filled})
     assert bad.returncode == 2 and "yesterday" in bad.stderr

@@ -18,6 +18,7 @@ import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
@@ -226,7 +227,7 @@ class Simulation:
         for index in range(merchants):
             day = self.rng.randint(0, arrive_by - 1) if index >= merchants // 4 else 0
             when = start + timedelta(days=day, hours=self.rng.randint(2, 8), minutes=self.rng.randint(0, 59))
-            self.at(when, lambda i=index: self._arrive(i))
+            self.at(when, partial(self._arrive, index))
         hour = start
         while hour < end:
             while self.agenda and self.agenda[0][0] <= hour:
@@ -284,18 +285,25 @@ class Simulation:
             await self.staff_command(seller, "install", f"{serial} {phone} {rng.choice(MODELS)} {installed}")
             persona.serials.append(serial)
         if persona.linked:
-            self._plan_troubles(persona)
+            self._plan_troubles(persona, index)
 
-    def _plan_troubles(self, persona: Persona) -> None:
-        """Faults and complaints over the merchant's remaining days: a Poisson-like sprinkle."""
+    def _plan_troubles(self, persona: Persona, index: int) -> None:
+        """Faults and complaints over the merchant's remaining days: a Poisson-like sprinkle, and for
+        every fourth merchant a fault (every seventh a complaint) in their first days."""
         now = self.clock.now()
+        if index % 4 == 0:
+            when = self.awake(now + timedelta(days=self.rng.randint(1, 4), hours=self.rng.randint(0, 8)))
+            self.at(when, partial(self._repair, persona))
+        if index % 7 == 0:
+            when = self.awake(now + timedelta(days=self.rng.randint(1, 6), hours=self.rng.randint(0, 8)))
+            self.at(when, partial(self._complain, persona))
         for day in range(1, 80):
             if self.rng.random() < 0.012:
                 when = self.awake(now + timedelta(days=day, hours=self.rng.randint(0, 10)))
-                self.at(when, lambda p=persona: self._repair(p))
+                self.at(when, partial(self._repair, persona))
             if self.rng.random() < (0.006 if persona.mood == "unhappy" else 0.002):
                 when = self.awake(now + timedelta(days=day, hours=self.rng.randint(0, 10)))
-                self.at(when, lambda p=persona: self._complain(p))
+                self.at(when, partial(self._complain, persona))
 
     async def _repair(self, persona: Persona) -> None:
         rng = self.rng
@@ -313,6 +321,8 @@ class Simulation:
         await self.fill(persona.user_id, answers, persona)
 
     async def _complain(self, persona: Persona) -> None:
+        if self.rng.random() < 0.5:
+            persona.mood = "unhappy"  # someone who complains is harder to satisfy afterwards
         answers = {
             "subject": self.rng.choice(SUBJECTS),
             "what_happened": "The engineer did not come at the agreed time and nobody called.",
@@ -341,7 +351,7 @@ class Simulation:
         if step.kind == Kind.SERIAL:
             return persona.serials[0]
         if step.kind == Kind.DATETIME:
-            return "d1am"
+            return "d1am" if step.required else None  # the slot buttons ask forward; an optional date is skipped
         if step.kind == Kind.TEXT and step.required:
             return rng.choice(("Still prints faded receipts.", "Works, but slowly.", "Please call me."))
         return None  # optional: skipped
@@ -352,9 +362,12 @@ class Simulation:
         return Incoming(user_id, user_id, "command", command=name, args=args, language_code="zh-hans")
 
     async def merchant(self, user_id: int, incoming: Incoming) -> Outcome:
-        outcome = await self.core.service.handle(incoming)
-        await self.core.outbox.hand_over(outcome)
-        return outcome
+        # Delivered in one go after the action (`flush`): what people read comes from the messenger.
+        return await self.core.service.handle(incoming)
+
+    async def flush(self) -> None:
+        while await self.core.outbox.deliver() > 0:
+            pass
 
     async def press(self, user_id: int, data: Any) -> Outcome:
         return await self.merchant(user_id, Incoming(user_id, user_id, "button", data=data.pack()))
@@ -374,12 +387,10 @@ class Simulation:
         )
 
     async def staff_command(self, user_id: int, name: str, args: str) -> None:
-        outcome = await self.core.registry.staff_commands[name](self.action(user_id), args)
-        await self.core.outbox.hand_over(outcome)
+        await self.core.registry.staff_commands[name](self.action(user_id), args)
 
     async def staff_press(self, user_id: int, data: Any, chat_id: int | None = None) -> None:
-        handler = self.core.registry.staff_buttons[type(data)]
-        await self.core.outbox.hand_over(await handler(self.action(user_id, chat_id), data))
+        await self.core.registry.staff_buttons[type(data)](self.action(user_id, chat_id), data)
 
     async def staff_reply(self, user_id: int, text: str) -> None:
         """Answer the latest question the bot put to staff in the group (a force-reply)."""
@@ -387,9 +398,7 @@ class Simulation:
         if question is None:
             return
         self._last_question = None
-        outcome = await self.core.team.reply(self.action(user_id, reply_to=question), text)
-        if outcome is not None:
-            await self.core.outbox.hand_over(outcome)
+        await self.core.team.reply(self.action(user_id, reply_to=question), text)
 
     _last_question: int | None = None
 
@@ -400,10 +409,15 @@ class Simulation:
 
     async def fill(self, user_id: int, script: dict[str, Any], persona: Persona) -> None:
         """Answer the open dialogue question by question, then submit; `script` first, else the persona."""
+        before: dict[str, Any] | None = None
         for _ in range(60):
             state = await self.state(user_id)
             if state is None or state.get("phase") not in ("asking", "summary"):
                 return
+            if state == before:  # the answer was refused: leave the dialogue rather than loop
+                await self.merchant(user_id, self.command(user_id, "cancel"))
+                return
+            before = state
             rev = int(state.get("rev", 0))
             if state["phase"] == "summary":
                 await self.press(user_id, DialogueAnswer(rev, SUBMIT))
@@ -414,10 +428,6 @@ class Simulation:
             step = form.step(state["current"])
             value = script[step.key] if step.key in script else self.answer_for(step, persona)
             await self._give(user_id, step, rev, value)
-            after = await self.state(user_id)
-            if after == state:  # refused: leave the dialogue rather than loop
-                await self.merchant(user_id, self.command(user_id, "cancel"))
-                return
 
     async def _give(self, user_id: int, step: Step, rev: int, value: Any) -> None:
         if value is None:
@@ -443,6 +453,7 @@ class Simulation:
 
     async def _read(self) -> None:
         while True:
+            await self.flush()
             said = self.messenger.take()
             if not said:
                 return
@@ -471,18 +482,22 @@ class Simulation:
             elif isinstance(data, VisitAnswer) and data.answer == "confirm":
                 answer = "confirm" if self.rng.random() < 0.9 else "another"
                 later = self.clock.now() + timedelta(minutes=self.rng.randint(5, 90))
-                self.at(later, lambda p=persona, d=data, a=answer: self._visit_answer(p, d, a))
+                self.at(later, partial(self._visit_answer, persona, data, answer))
             elif isinstance(data, ComplaintAnswer) and data.answer == "accept" and data.proposal not in self.proposals:
                 self.proposals.add(data.proposal)
                 accept = persona.mood != "unhappy" or self.rng.random() < 0.6
                 later = self.awake(self.clock.now() + timedelta(hours=self.rng.randint(1, 20)))
-                self.at(later, lambda p=persona, d=data, a=accept: self._proposal_answer(p, d, a))
+                self.at(later, partial(self._proposal_answer, persona, data, accept))
 
     async def _visit_answer(self, persona: Persona, data: VisitAnswer, answer: str) -> None:
         await self.press(persona.user_id, VisitAnswer(data.ticket_id, data.at, answer))  # type: ignore[arg-type]
 
     async def _proposal_answer(self, persona: Persona, data: ComplaintAnswer, accept: bool) -> None:
-        await self.press(persona.user_id, ComplaintAnswer(data.ticket_id, data.proposal, "accept" if accept else "reject"))
+        await self.press(
+            persona.user_id, ComplaintAnswer(data.ticket_id, data.proposal, "accept" if accept else "reject")
+        )
+        if accept:
+            self._close_later(STAFF[0][0], data.ticket_id)
 
     # ---- follow-ups ------------------------------------------------------------------------------------------
 
@@ -496,7 +511,7 @@ class Simulation:
         if persona.answers == "prompt":
             later = now + timedelta(minutes=self.rng.randint(5, 6 * 60))
         else:
-            later = now + timedelta(hours=self.rng.randint(20, 110))  # after the reminder, often past the window
+            later = now + timedelta(hours=self.rng.randint(30, 150))  # after the reminder, often past the window
         self.at(self.awake(later), lambda: self._answer_followup(persona, followup_id))
 
     async def _answer_followup(self, persona: Persona, followup_id: int) -> None:
@@ -578,6 +593,7 @@ class Simulation:
 
     async def _schedule_visit(self, worker: int, ticket_id: int) -> None:
         await self.staff_press(worker, CaseButton(ticket_id, "schedule_visit"))
+        await self.flush()
         slots = [
             data
             for message in self.messenger.sent
@@ -622,6 +638,7 @@ class Simulation:
 
     async def _read_questions(self) -> None:
         """Staff see the question the bot just asked them (its message id is what they reply to)."""
+        await self.flush()
         for message in self.messenger.sent:
             if message.chat_id == self.staff_chat and (message.payload.get("reply_markup") or {}).get("force_reply"):
                 self._last_question = message.message_id
@@ -644,13 +661,9 @@ class Simulation:
                 answered=await count(answered),
                 on_time=await count(answered.where(FollowUp.completed_at <= FollowUp.window_end)),
                 late=await count(answered.where(FollowUp.completed_at > FollowUp.window_end)),
-                by_phone=await count(
-                    select(func.count()).select_from(Submission).where(Submission.method == "phone")
-                ),
+                by_phone=await count(select(func.count()).select_from(Submission).where(Submission.method == "phone")),
                 unanswered=await count(
-                    select(func.count())
-                    .select_from(FollowUp)
-                    .where(FollowUp.status.in_(("escalated", "called")))
+                    select(func.count()).select_from(FollowUp).where(FollowUp.status.in_(("escalated", "called")))
                 ),
                 tickets=await count(select(func.count()).select_from(Ticket).where(Ticket.number.is_not(None))),
                 remote=await count(
@@ -661,9 +674,7 @@ class Simulation:
                 ),
                 complaints=await count(select(func.count()).select_from(Ticket).where(Ticket.kind == "complaint")),
                 reopened=await count(
-                    select(func.count())
-                    .select_from(Ticket)
-                    .where(Ticket.kind == "complaint", Ticket.reopen_count > 0)
+                    select(func.count()).select_from(Ticket).where(Ticket.kind == "complaint", Ticket.reopen_count > 0)
                 ),
                 days=days,
             )

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, Unpack
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, func, select
@@ -32,6 +32,7 @@ from bot.i18n import Translator
 from bot.storage.models import Answer, FollowUp, Merchant, Staff, Submission, Terminal, Ticket, TicketEvent
 
 Format = Literal["xlsx", "csv"]
+Query = Select[Unpack[tuple[Any, ...]]]
 SHEETS = ("tickets", "followups", "answers", "complaints")
 CHUNK = 5_000  # rows fetched from the database at a time
 
@@ -224,21 +225,21 @@ class Export:
 
     # ---- filters ------------------------------------------------------------------------------------
 
-    def _period(self, query: Select[Any], column: Any) -> Select[Any]:
+    def _period(self, query: Query, column: Any) -> Query:
         if self.options.since is not None:
             query = query.where(column >= self.options.since)
         if self.options.until is not None:
             query = query.where(column < self.options.until)
         return query
 
-    def _tickets_filter(self, query: Select[Any]) -> Select[Any]:
+    def _tickets_filter(self, query: Query) -> Query:
         # Enquiry drafts and findings are cases too; every kind with a public number is exported.
         return self._period(query.where(Ticket.number.is_not(None)), Ticket.created_at)
 
-    def _submissions_filter(self, query: Select[Any]) -> Select[Any]:
+    def _submissions_filter(self, query: Query) -> Query:
         return self._period(query.where(Submission.form_key.in_(self.forms.keys())), Submission.started_at)
 
-    async def _stream(self, query: Select[Any]) -> AsyncIterator[Any]:
+    async def _stream(self, query: Query) -> AsyncIterator[Any]:
         async with self.sessions() as session:
             result = await session.stream(query.execution_options(yield_per=CHUNK))
             async for partition in result.partitions():
@@ -283,7 +284,7 @@ class Export:
 
     # ---- tickets ------------------------------------------------------------------------------------
 
-    def _ticket_query(self) -> Select[Any]:
+    def _ticket_query(self) -> Query:
         events = (
             select(
                 TicketEvent.ticket_id.label("ticket_id"),
@@ -488,9 +489,10 @@ class Export:
         if known is None:
             known = {}
             form = self.forms.get(form_key, version)
-            for step in form.steps if form is not None else ():
+            steps = form.steps if form is not None else []
+            for step in steps:
                 index = self.columns.index(form_key, step.key)
-                if index is not None:
+                if index is not None and form is not None:
                     known[step.key] = (index, form, step)
             self._by_version[(form_key, version)] = known
         return known
@@ -532,7 +534,7 @@ class AnswerColumns:
     def __init__(self, forms: FormRegistry) -> None:
         self.keys: list[tuple[str, str, Form]] = []  # (form key, question key, the newest form asking it)
         self._index: dict[tuple[str, str], int] = {}
-        for form_key in forms.keys():
+        for form_key in forms.keys():  # noqa: SIM118 (a registry, not a dict)
             versions = sorted((f for f in forms if f.key == form_key), key=lambda f: -f.version)
             for form in versions:
                 for step in form.steps:
