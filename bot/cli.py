@@ -9,7 +9,6 @@ import sys
 from collections.abc import Coroutine
 from datetime import date as date_type
 from datetime import datetime as datetime_type
-from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -313,7 +312,7 @@ def _day(settings: Settings, value: str | None) -> datetime_type | None:
 
 @app.command()
 def export(
-    output: Annotated[Path, typer.Option("-o", "--output", help="The .xlsx file; for csv a directory or a file stem")],
+    output: Annotated[str, typer.Option("-o", "--output", help="The .xlsx file; for csv a directory or a file stem")],
     format: Annotated[str, typer.Option("--format", help="xlsx | csv")] = "xlsx",
     since: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (merchants' time zone)")] = None,
     until: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD, included")] = None,

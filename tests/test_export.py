@@ -180,7 +180,7 @@ async def fill(url: str) -> None:
     await engine.dispose()
 
 
-async def export(url: str, target: Path, fmt: str = "xlsx", **options: Any) -> dict[str, int]:
+async def export(url: str, target: Path | str, fmt: str = "xlsx", **options: Any) -> dict[str, int]:
     engine = create_engine(url)
     try:
         job = Export(session_factory(engine), load_forms(), ExportOptions(**options))
@@ -308,3 +308,16 @@ async def test_the_command_writes_one_csv_file_per_sheet(filled: str, tmp_path: 
 
     bad = posbot("export", "--from", "yesterday", "-o", str(tmp_path / "x.xlsx"), env={"DATABASE_URL": filled})
     assert bad.returncode == 2 and "yesterday" in bad.stderr
+
+
+async def test_csv_into_a_directory_named_with_a_trailing_slash(filled: str, tmp_path: Path) -> None:
+    folder = tmp_path / "sheets"
+    await export(filled, f"{folder}/", fmt="csv", locale="zh_CN")
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "answers.csv",
+        "complaints.csv",
+        "followups.csv",
+        "tickets.csv",
+    ]
+    with (folder / "tickets.csv").open(encoding="utf-8-sig", newline="") as handle:
+        assert next(csv.reader(handle))[:3] == ["工单号", "类型", "状态"]

@@ -165,10 +165,12 @@ def _sheet_title(title: str) -> str:
     return re.sub(r"[\[\]:*?/\\]", " ", title)[:31]
 
 
-def writer_for(fmt: Format, path: Path) -> SheetWriter:
+def writer_for(fmt: Format, target: Path | str) -> SheetWriter:
+    """`target` as typed: for csv, a trailing slash names a directory (Path would drop it)."""
+    path = Path(target)
     if fmt == "xlsx":
         return XlsxWriter(path)
-    as_directory = path.is_dir() or str(path).endswith(("/", "\\"))
+    as_directory = path.is_dir() or str(target).endswith(("/", "\\"))
     return CsvWriter(path, as_directory)
 
 
