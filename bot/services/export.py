@@ -18,7 +18,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol, Unpack
+from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Select, case, func, select
@@ -33,7 +33,7 @@ from bot.i18n import Translator
 from bot.storage.models import Answer, FollowUp, Merchant, Staff, Submission, Terminal, Ticket, TicketEvent
 
 Format = Literal["xlsx", "csv"]
-Query = Select[Unpack[tuple[Any, ...]]]
+Query = Select[*tuple[Any, ...]]
 SHEETS = ("tickets", "followups", "answers", "complaints")
 CHUNK = 5_000  # rows fetched from the database at a time
 
