@@ -282,12 +282,12 @@ async def test_a_period_keeps_only_its_rows(filled: str, tmp_path: Path) -> None
     assert rows == {"tickets": 1, "followups": 1, "answers": 0, "complaints": 1}
 
 
-def posbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+def posbot(*args: str, env: dict[str, str], module: bool = True) -> subprocess.CompletedProcess[str]:
+    """`python -m bot ARGS` (or `python ARGS`), as an operator's shell would run it."""
     clean = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "STAFF_CHAT_ID", "DATABASE_URL")}
     clean.update(env)
-    return subprocess.run(
-        [sys.executable, "-m", "bot", *args], capture_output=True, text=True, env=clean, cwd=ROOT, timeout=120
-    )
+    command = [sys.executable, "-m", "bot", *args] if module else [sys.executable, *args]
+    return subprocess.run(command, capture_output=True, text=True, env=clean, cwd=ROOT, timeout=120)
 
 
 async def test_the_command_writes_one_csv_file_per_sheet(filled: str, tmp_path: Path) -> None:
@@ -321,3 +321,18 @@ async def test_csv_into_a_directory_named_with_a_trailing_slash(filled: str, tmp
     ]
     with (folder / "tickets.csv").open(encoding="utf-8-sig", newline="") as handle:
         assert next(csv.reader(handle))[:3] == ["工单号", "类型", "状态"]
+
+
+async def test_the_export_command_does_not_load_the_telegram_library(filled: str, tmp_path: Path) -> None:
+    script = (
+        "import sys\n"
+        "from bot.cli import app\n"
+        "try:\n"
+        f"    app(['export', '-o', {str(tmp_path / 'x.xlsx')!r}])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('aiogram' in sys.modules)\n"
+    )
+    done = posbot("-c", script, env={"DATABASE_URL": filled}, module=False)
+    assert (tmp_path / "x.xlsx").exists(), done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "False"
