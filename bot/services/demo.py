@@ -190,7 +190,8 @@ class Simulation:
         self.handled: dict[int, int] = {}  # ticket id -> rounds of work scheduled
         self.invited: set[int] = set()  # follow-ups someone decided about
         self.tasks: set[int] = set()  # call tasks someone decided about
-        self.proposals: set[int] = set()
+        self.proposals: set[int] = set()  # complaint solutions the merchant has decided about
+        self._last_question: int | None = None  # the bot's latest force-reply question to staff
 
     # ---- time ---------------------------------------------------------------------------------------------
 
@@ -399,8 +400,6 @@ class Simulation:
             return
         self._last_question = None
         await self.core.team.reply(self.action(user_id, reply_to=question), text)
-
-    _last_question: int | None = None
 
     async def state(self, user_id: int) -> dict[str, Any] | None:
         async with self.core.sessions() as session:
