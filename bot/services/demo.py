@@ -456,6 +456,9 @@ class Simulation:
             said = self.messenger.take()
             if not said:
                 return
+            # The dispatcher sends concurrently, so arrival order varies from run to run; people read in
+            # an order of their own, which keeps one seed to one history.
+            said.sort(key=lambda m: (m.chat_id, str(m.payload.get("text")), str(m.payload.get("reply_markup"))))
             for message in said:
                 await self._react(message)
 
