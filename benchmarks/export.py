@@ -69,7 +69,10 @@ async def fill(url: str, submissions: int, forms: FormRegistry) -> None:
             )
         for first in range(0, submissions, STEP):
             ids = range(first + 1, min(first + STEP, submissions) + 1)
-            subs, answers, followups, tickets, events = [], [], [], [], []
+            rows: dict[str, list[dict[str, Any]]] = {
+                n: [] for n in ("subs", "answers", "followups", "tickets", "events")
+            }
+            subs, answers, followups, tickets, events = rows.values()
             for i in ids:
                 form = choices[i % len(choices)]
                 at = START + timedelta(minutes=3 * i)
