@@ -368,7 +368,12 @@ def export(
     async def _run_export() -> None:
         done.update(await _export())
 
-    _run(settings, _run_export())
+    try:
+        _run(settings, _run_export())
+    except OSError as exc:  # a folder that does not exist or cannot be written, a full disk
+        reason = exc.strerror or type(exc).__name__
+        typer.echo("posbot: " + _t(settings)("export.cannot_write", path=output, reason=reason), err=True)
+        raise typer.Exit(1) from None
     if not done:  # interrupted
         raise typer.Exit(130)
     typer.echo(_t(settings)("export.done", **done))

@@ -309,6 +309,13 @@ async def test_the_command_writes_one_csv_file_per_sheet(filled: str, tmp_path: 
     bad = posbot("export", "--from", "yesterday", "-o", str(tmp_path / "x.xlsx"), env={"DATABASE_URL": filled})
     assert bad.returncode == 2 and "yesterday" in bad.stderr
 
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    unwritable = posbot("export", "-o", str(blocker / "out.xlsx"), env=env)
+    assert unwritable.returncode == 1
+    (said,) = unwritable.stderr.strip().splitlines()  # one line, the operating system's reason at its end
+    assert said.startswith(f"posbot: Cannot write {blocker / 'out.xlsx'}: ")
+
 
 async def test_csv_into_a_directory_named_with_a_trailing_slash(filled: str, tmp_path: Path) -> None:
     folder = tmp_path / "sheets"

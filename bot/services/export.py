@@ -80,6 +80,9 @@ class XlsxWriter:
         from openpyxl.cell import WriteOnlyCell
 
         self.path = path
+        # A target that cannot be written fails here, before minutes of rows are spent on it.
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.open("ab").close()
         self.workbook = Workbook(write_only=True)
         self._cell = WriteOnlyCell
         self.sheet_now: Any = None
@@ -103,7 +106,6 @@ class XlsxWriter:
         return value
 
     def close(self) -> list[Path]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self.workbook.save(self.path)
         return [self.path]
 
