@@ -157,7 +157,7 @@ async def seed(core: Core) -> None:
             "repair",
             created,
             status="new" if i == 9 else ("closed" if i % 2 else "resolved"),
-            category="printer" if i < 6 else "network",
+            category="printing" if i < 6 else "network",
             terminal_id=1 if i < 7 else 2,
             assignee_id=1 if i < 5 else 2,
             role="aftersales",
@@ -233,7 +233,7 @@ async def test_every_indicator_on_a_hand_made_month(core: Core) -> None:
     assert by(report, "model", "resolution_rate")["A8"]["denominator"] == 3
     assert by(report, "role", "timeliness_rate")["sales"]["denominator"] == 4  # the installation follow-ups
     assert report.faults == [
-        {"category": "printer", "count": 6},
+        {"category": "printing", "count": 6},
         {"category": "network", "count": 4},
         {"category": "", "count": 1},
     ]

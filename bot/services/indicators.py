@@ -220,6 +220,7 @@ class Indicators:
 
     def __init__(self, policy: FollowUpPolicy) -> None:
         self.policy = policy
+        self.zone = ZoneInfo(policy.timezone)
         self.targets = policy.report.targets
         # A survey form's follow-up kind, so its answers are routed to the role that owns that work.
         self.kind_of_form = {
@@ -249,7 +250,7 @@ class Indicators:
         unreachable = await self._unreachable(session, period)
         report = Report(period, values, breakdowns, faults, subjects, unreachable)
         if weeks:
-            report.weeks = await self.weekly(session, period, dialect)
+            report.weeks = await self.weekly(session, period, dialect, self.zone)
         return report
 
     # ---- follow-ups: timeliness and completeness ---------------------------------------------------------
@@ -511,11 +512,14 @@ class Indicators:
 
     # ---- the chart's trend ----------------------------------------------------------------------------------
 
-    async def weekly(self, session: AsyncSession, period: Period, dialect: str) -> list[dict[str, Any]]:
+    async def weekly(self, session: AsyncSession, period: Period, dialect: str, zone: ZoneInfo) -> list[dict[str, Any]]:
         """Satisfaction and timeliness week by week over the period (at least the last CHART_WEEKS weeks)."""
-        start = min(period.start, period.end - timedelta(weeks=CHART_WEEKS))
-        count = max(1, -(-int((period.end - start).total_seconds()) // 604800))
-        start = period.end - timedelta(weeks=count)
+        # Whole weeks from Monday (local), the last one the period's own, at least CHART_WEEKS of them.
+        last_day = (period.end - timedelta(microseconds=1)).astimezone(zone).date()
+        last_monday = last_day - timedelta(days=last_day.weekday())
+        first_monday = period.first - timedelta(days=period.first.weekday())
+        count = max(CHART_WEEKS, (last_monday - first_monday).days // 7 + 1)
+        start = datetime.combine(last_monday - timedelta(weeks=count - 1), datetime.min.time(), zone)
         span = Period(start, period.end, period.first, period.last)
         said = cast(Answer.value, String)
         rating = and_(Answer.kind == "rating", said.in_(RATINGS))
