@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
+
 from bot.app import Core
 from bot.domain.indicators import INDICATORS, Indicator, nearest_rank, target_for
 from bot.services.indicators import Period, period_report
@@ -178,6 +180,11 @@ async def seed(core: Core) -> None:
         for row in h.rows:
             session.add(row)
             await session.flush()
+        if session.bind.dialect.name == "postgresql":  # ids were given: move the sequences past them
+            for table in ("merchants", "terminals", "staff", "followups", "submissions", "tickets"):
+                await session.execute(
+                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+                )
 
 
 async def report_for(core: Core) -> dict[str, Indicator]:

@@ -41,69 +41,67 @@ def cjk_font_path() -> Path:
 
 
 @cache
-def _matplotlib() -> Any:
-    """pyplot on the Agg backend, with the CJK font registered first in the family list."""
+def _figure_class() -> Any:
+    """matplotlib's Figure (no pyplot, so no global state: drawing in a worker thread is safe), with the
+    CJK font registered and second in the family list."""
     try:
         import matplotlib
     except ImportError:
         raise ChartUnavailable("matplotlib is not installed") from None
     matplotlib.use("Agg")
     from matplotlib import font_manager
-    from matplotlib import pyplot as plt
+    from matplotlib.figure import Figure
 
     font_manager.fontManager.addfont(str(cjk_font_path()))
-    # Latin text in DejaVu Sans (matplotlib's own), everything else falls back to the CJK font.
+    # Latin text in DejaVu Sans (matplotlib's own); every glyph it lacks falls back to the CJK font.
     matplotlib.rcParams["font.family"] = ["DejaVu Sans", CJK_FONT_NAME]
     matplotlib.rcParams["axes.unicode_minus"] = False
-    return plt
+    return Figure
 
 
 def draw(report: Report, t: Translator, zone: ZoneInfo) -> bytes:
     """The chart as PNG bytes."""
-    plt = _matplotlib()
+    figure = _figure_class()(figsize=(8, 10.5), dpi=100)
     period = report.period
     weeks = report.weeks
     labels = [(w["start"].astimezone(zone) + timedelta(hours=12)).strftime("%m-%d") for w in weeks]
-    figure, (sat, timely, faults) = plt.subplots(3, 1, figsize=(8, 10.5), dpi=100)
-    try:
-        figure.suptitle(t("report.chart.title", first=period.first.isoformat(), last=period.last.isoformat()))
-        targets = report.indicators
-        _weekly(
-            sat,
-            t,
-            labels,
-            [w["satisfaction_rate"] for w in weeks],
-            targets["satisfaction_rate"].target,
-            "report.chart.satisfaction",
-            bars=True,
-        )
-        _weekly(
-            timely,
-            t,
-            labels,
-            [w["timeliness_rate"] for w in weeks],
-            targets["timeliness_rate"].target,
-            "report.chart.timeliness",
-            bars=False,
-        )
-        shown = report.faults[:FAULT_BARS]
-        names = [key_text(t, "category", f["category"]) for f in shown][::-1]
-        counts = [f["count"] for f in shown][::-1]
-        faults.set_title(t("report.chart.faults"))
-        if shown:
-            faults.barh(names, counts, color="#d98c3f")
-            for y, count in enumerate(counts):
-                faults.text(count, y, f" {count}", va="center")
-        else:
-            faults.text(0.5, 0.5, t("report.no_data"), ha="center", va="center", transform=faults.transAxes)
-            faults.set_yticks([])
-        faults.set_xlabel(t("report.chart.cases"))
-        figure.tight_layout()
-        out = io.BytesIO()
-        figure.savefig(out, format="png")
-        return out.getvalue()
-    finally:
-        plt.close(figure)
+    sat, timely, faults = figure.subplots(3, 1)
+    figure.suptitle(t("report.chart.title", first=period.first.isoformat(), last=period.last.isoformat()))
+    targets = report.indicators
+    _weekly(
+        sat,
+        t,
+        labels,
+        [w["satisfaction_rate"] for w in weeks],
+        targets["satisfaction_rate"].target,
+        "report.chart.satisfaction",
+        bars=True,
+    )
+    _weekly(
+        timely,
+        t,
+        labels,
+        [w["timeliness_rate"] for w in weeks],
+        targets["timeliness_rate"].target,
+        "report.chart.timeliness",
+        bars=False,
+    )
+    shown = report.faults[:FAULT_BARS]
+    names = [key_text(t, "category", f["category"]) for f in shown][::-1]
+    counts = [f["count"] for f in shown][::-1]
+    faults.set_title(t("report.chart.faults"))
+    if shown:
+        faults.barh(names, counts, color="#d98c3f")
+        for y, count in enumerate(counts):
+            faults.text(count, y, f" {count}", va="center")
+    else:
+        faults.text(0.5, 0.5, t("report.no_data"), ha="center", va="center", transform=faults.transAxes)
+        faults.set_yticks([])
+    faults.set_xlabel(t("report.chart.cases"))
+    figure.tight_layout()
+    out = io.BytesIO()
+    figure.savefig(out, format="png")
+    return out.getvalue()
 
 
 def _weekly(
