@@ -180,7 +180,7 @@ async def seed(core: Core) -> None:
         for row in h.rows:
             session.add(row)
             await session.flush()
-        if session.bind.dialect.name == "postgresql":  # ids were given: move the sequences past them
+        if session.get_bind().dialect.name == "postgresql":  # ids were given: move the sequences past them
             for table in ("merchants", "terminals", "staff", "followups", "submissions", "tickets"):
                 await session.execute(
                     text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")

@@ -23,7 +23,7 @@ import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -295,11 +295,12 @@ class TelegramMessenger:
     async def _upload(self, chat_id: int, item: dict[str, Any], caption: str) -> int | None:
         data = base64.b64decode(item["upload"])
         upload = BufferedInputFile(data, filename=str(item.get("filename") or "file"))
-        method: TelegramMethod[Any]
-        if item["type"] == "photo":
-            method = SendPhoto(chat_id=chat_id, photo=upload, caption=caption or None)
-        else:
-            method = SendDocument(chat_id=chat_id, document=upload, caption=caption or None)
+        method = cast(
+            TelegramMethod[Any],
+            SendPhoto(chat_id=chat_id, photo=upload, caption=caption or None)
+            if item["type"] == "photo"
+            else SendDocument(chat_id=chat_id, document=upload, caption=caption or None),
+        )
         return _message_id(await self.bot(method, request_timeout=self.request_timeout))
 
     async def _post(self, name: str, body: dict[str, Any], method: Callable[[], TelegramMethod[Any]]) -> int | None:

@@ -163,7 +163,7 @@ def _count(condition: ColumnElement[bool]) -> ColumnElement[Any]:
 
 
 def _rollup(
-    rows: Sequence[Mapping[str, Any]], dims: Mapping[str, Callable[[Mapping[str, Any]], str]], sums: Sequence[str]
+    rows: Sequence[Any], dims: Mapping[str, Callable[[Mapping[str, Any]], str]], sums: Sequence[str]
 ) -> tuple[dict[str, float], dict[str, dict[str, dict[str, float]]]]:
     """The totals over the groups a query returned, and per dimension per key."""
     total = {name: 0.0 for name in sums}
@@ -232,6 +232,7 @@ class Indicators:
         return self.policy.desk.routing.role_for(kind)
 
     async def compute(self, session: AsyncSession, period: Period, *, weeks: bool = False) -> Report:
+        assert session.bind is not None
         dialect = session.bind.dialect.name
         values: dict[str, Indicator] = {}
         breakdowns: dict[str, dict[str, list[dict[str, Any]]]] = {}
@@ -343,12 +344,12 @@ class Indicators:
         emit.rate("satisfaction_rate", "satisfied", "ratings")
         emit.rate("average_rating", "rating_sum", "ratings", counts=False)
 
-        def nps(sums: Mapping[str, float]) -> float | None:
+        def nps_of(sums: Mapping[str, float]) -> float | None:
             return nps_score(int(sums["promoters"]), int(sums["detractors"]), int(sums["nps"]))
 
         emit.value(
             "nps",
-            nps,
+            nps_of,
             "nps",
             answers=int(total["nps"]),
             promoters=int(total["promoters"]),
@@ -535,7 +536,7 @@ class Indicators:
         on_time = and_(due, FollowUp.completed_at.is_not(None), FollowUp.completed_at <= FollowUp.window_end)
         fweek = week_index(dialect, FollowUp.window_end, start)
         timely = select(fweek, _count(due), _count(on_time)).where(_within(FollowUp.window_end, span)).group_by(fweek)
-        weeks = [
+        weeks: list[dict[str, Any]] = [
             {"start": start + timedelta(weeks=i), "ratings": 0, "satisfied": 0, "due": 0, "on_time": 0}
             for i in range(count)
         ]

@@ -111,9 +111,9 @@ def _breakdown(t: Translator, report: Report, dim: str, names: tuple[str, ...]) 
     tables = report.breakdowns.get(dim, {})
     keys: list[str] = []
     for name in names:
-        for row in tables.get(name, []):
-            if row["key"] not in keys:
-                keys.append(row["key"])
+        for found in tables.get(name, []):
+            if found["key"] not in keys:
+                keys.append(found["key"])
     lines = []
     for key in keys[:BREAKDOWN_LINES]:
         parts = []
