@@ -128,7 +128,9 @@ class Report:
 
 
 def _rounded(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
+    if value is None or isinstance(value, int):
+        return value
+    return round(value, 4)
 
 
 # ---- dialect helpers: the two databases count time differently ------------------------------------------
@@ -407,7 +409,7 @@ class Indicators:
         emit.rate("resolution_rate", "resolved", "reported")
         emit.rate("remote_resolution_rate", "remote", "reported")
         emit.rate("sla_compliance_rate", "sla_met", "sla_due")
-        add("complaints", total["complaints"], None, None)
+        add("complaints", int(total["complaints"]), None, None)
         emit.rate("complaint_reopen_rate", "reopened", "complaints")
         faults = [
             {"category": key, "count": int(sums["reported"])}
