@@ -146,3 +146,21 @@ def _tiny_chart() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (2, 1), "white").save(out, format="PNG")
     return out.getvalue()
+
+
+async def test_the_terminal_chat_saves_the_chart_and_prints_where(tmp_path: Any, monkeypatch: Any) -> None:
+    import io
+    import tempfile
+
+    from bot.channels.terminal import TerminalMessenger
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    out = io.StringIO()
+    png = _tiny_chart()
+    upload = {"type": "photo", "upload": base64.b64encode(png).decode(), "filename": "report-2026-11-23.png"}
+    await TerminalMessenger(user_chat_id=1, out=out, staff_prefix="[staff]").send(
+        STAFF_CHAT, {"text": "📈 2026-11-23 – 2026-11-29", "media": [upload]}
+    )
+    saved = tmp_path / "posbot" / "report-2026-11-23.png"
+    assert saved.read_bytes() == png
+    assert f"[staff] 📎 {saved}" in out.getvalue()
