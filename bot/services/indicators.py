@@ -27,6 +27,7 @@ from sqlalchemy import (
     or_,
     select,
     type_coerce,
+    union_all,
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -423,48 +424,45 @@ class Indicators:
         self, session: AsyncSession, period: Period, dialect: str, add: Any, breakdown: Any
     ) -> None:
         """Median and 90th percentile (nearest rank) of the minutes to the first response, overall and by
-        dimension: each group's rows numbered in order in SQL, and only the two ranks wanted come back."""
-        minutes = minutes_between(dialect, Ticket.first_response_at, Ticket.created_at)
-        groups: dict[str, Any] = {
-            "": literal(NONE),
-            "staff": func.coalesce(Staff.name, NONE),
-            "role": func.coalesce(Ticket.role, NONE),
-            "category": func.coalesce(Ticket.category, NONE),
-            "model": func.coalesce(Terminal.model, NONE),
-        }
-        for dim, group in groups.items():
-            ranked = (
-                select(
-                    group.label("g"),
-                    minutes.label("m"),
-                    func.row_number().over(partition_by=group, order_by=minutes).label("rn"),
-                    func.count().over(partition_by=group).label("n"),
-                )
-                .select_from(Ticket)
-                .outerjoin(Staff, Staff.id == Ticket.assignee_id)
-                .outerjoin(Terminal, Terminal.id == Ticket.terminal_id)
-                .where(_within(Ticket.created_at, period), Ticket.first_response_at.is_not(None))
-                .subquery()
+        dimension, in one statement: the period's responded cases are read once (a CTE), each grouping
+        numbers its rows in order, and only the two ranks wanted come back."""
+        responded = (
+            select(
+                func.coalesce(Staff.name, NONE).label("staff"),
+                func.coalesce(Ticket.role, NONE).label("role"),
+                func.coalesce(Ticket.category, NONE).label("category"),
+                func.coalesce(Terminal.model, NONE).label("model"),
+                minutes_between(dialect, Ticket.first_response_at, Ticket.created_at).label("m"),
             )
-            query = select(
-                ranked.c.g,
-                func.max(ranked.c.n),
-                func.max(case((ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.m))),
-                func.max(case((ranked.c.rn == (9 * ranked.c.n + 9) // 10, ranked.c.m))),
-            ).group_by(ranked.c.g)
-            found = (await session.execute(query)).all()
-            if not dim:
-                _, count, median, p90 = found[0] if found else (NONE, 0, None, None)
-                add(
-                    "first_response_minutes_median",
-                    None if median is None else round(float(median), 1),
-                    None,
-                    None,
-                    p90=None if p90 is None else round(float(p90), 1),
-                    cases=int(count or 0),
-                )
+            .select_from(Ticket)
+            .outerjoin(Staff, Staff.id == Ticket.assignee_id)
+            .outerjoin(Terminal, Terminal.id == Ticket.terminal_id)
+            .where(_within(Ticket.created_at, period), Ticket.first_response_at.is_not(None))
+            .cte("responded")
+        )
+        parts = []
+        for dim in ("", "staff", "role", "category", "model"):
+            group: Any = responded.c[dim] if dim else literal(NONE)
+            ranked = select(
+                group.label("g"),
+                responded.c.m,
+                func.row_number().over(partition_by=group, order_by=responded.c.m).label("rn"),
+                func.count().over(partition_by=group).label("n"),
+            ).subquery()
+            parts.append(
+                select(
+                    literal(dim).label("dim"),
+                    ranked.c.g,
+                    func.max(ranked.c.n),
+                    func.max(case((ranked.c.rn == (ranked.c.n + 1) // 2, ranked.c.m))),
+                    func.max(case((ranked.c.rn == (9 * ranked.c.n + 9) // 10, ranked.c.m))),
+                ).group_by(ranked.c.g)
+            )
+        found: dict[str, list[dict[str, Any]]] = {}
+        for dim, key, count, median, p90 in (await session.execute(union_all(*parts))).all():
+            if median is None or p90 is None:
                 continue
-            rows = [
+            found.setdefault(dim, []).append(
                 {
                     "key": key,
                     "value": round(float(median), 1),
@@ -472,9 +470,17 @@ class Indicators:
                     "numerator": int(count),
                     "denominator": int(count),
                 }
-                for key, count, median, p90 in found
-                if median is not None and p90 is not None
-            ]
+            )
+        overall = (found.pop("", None) or [{"value": None, "p90": None, "denominator": 0}])[0]
+        add(
+            "first_response_minutes_median",
+            overall["value"],
+            None,
+            None,
+            p90=overall["p90"],
+            cases=overall["denominator"],
+        )
+        for dim, rows in found.items():
             breakdown(dim, "first_response_minutes_median", sorted(rows, key=lambda r: (-r["denominator"], r["key"])))
 
     async def _complaint_subjects(self, session: AsyncSession, period: Period) -> list[dict[str, Any]]:
