@@ -1,4 +1,4 @@
-"""`posbot run | chat | db upgrade | merchants add | forms | import | export | seed-demo`."""
+"""`posbot run | chat | db upgrade | merchants add | forms | import | report | export | seed-demo`."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import sys
 from collections.abc import Coroutine
 from datetime import date as date_type
 from datetime import datetime as datetime_type
+from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
@@ -474,3 +475,71 @@ def seed_demo(
     if not result:
         raise typer.Exit(130)
     typer.echo(_t(settings)("seed.summary", **result))
+
+
+@app.command()
+def report(
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First day, e.g. 2026-11-01 (default: 29 days before --to)")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last day, included (default: today)")] = None,
+    format_: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    chart: Annotated[Path | None, typer.Option("--chart", help="Also draw the chart into this PNG file")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="zh_CN | en (default: DEFAULT_LOCALE)")] = None,
+) -> None:
+    """The quality indicators of a period against their targets (text or JSON), and the chart."""
+    import json
+    from datetime import date, timedelta
+
+    from bot.clock import SystemClock
+
+    settings = _settings()
+    t = Translator(lang if lang in ("zh_CN", "en") else settings.default_locale)
+    if format_ not in ("text", "json"):
+        typer.echo("posbot: --format text | json", err=True)
+        raise typer.Exit(2)
+    days: list[date | None] = []
+    for value in (from_, to):
+        try:
+            days.append(date.fromisoformat(value) if value else None)
+        except ValueError:
+            typer.echo("posbot: " + t("report.bad_date", value=value), err=True)
+            raise typer.Exit(2) from None
+    now = SystemClock().now()
+    last = days[1] or now.astimezone(settings.zone).date()
+    first = days[0] or last - timedelta(days=29)
+    if first > last:
+        typer.echo("posbot: " + t("report.bad_period"), err=True)
+        raise typer.Exit(2)
+    policy = _policy(settings)
+    _database_ready(settings)
+
+    async def _compute() -> Any:
+        from bot.services.indicators import Period, period_report
+        from bot.storage.db import create_engine, session_factory, upgrade_async
+
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                period = Period.of_days(first, last, settings.zone, now)
+                return await period_report(session, policy, period, weeks=chart is not None)
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(_compute())
+    if format_ == "json":
+        typer.echo(json.dumps(found.to_json(), ensure_ascii=False, indent=2))
+    else:
+        from bot.services.report_text import render
+
+        typer.echo(render(found, t))
+    if chart is not None:
+        from bot.services.chart import ChartUnavailable, draw
+
+        try:
+            chart.write_bytes(draw(found, t, settings.zone))
+        except (ChartUnavailable, OSError) as exc:
+            typer.echo("posbot: " + t("report.chart_failed", reason=exc), err=True)
+            raise typer.Exit(1) from None
+        typer.echo(t("report.chart_written", path=chart), err=format_ == "json")
