@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from bot.domain.calendar import WorkCalendar
 from bot.domain.desk_policy import DeskPolicy
+from bot.domain.indicators import ReportPolicy
 from bot.domain.retention import RetentionPolicy
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "followup_policy.toml"
@@ -90,7 +91,8 @@ class FollowUpPolicy(BaseModel):
     routine: Routine
     key_account: KeyAccount
     desk: DeskPolicy = DeskPolicy()  # an older policy copy without [desk] gets the defaults
-    retention: RetentionPolicy = RetentionPolicy()  # likewise without [retention]
+    report: ReportPolicy = ReportPolicy()  # the quality indicators' targets and the weekly report
+    retention: RetentionPolicy = RetentionPolicy()  # an older policy copy without [retention] gets the defaults
 
 
 @dataclass(frozen=True)
