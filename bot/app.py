@@ -61,6 +61,7 @@ from bot.services.preferences import Preferences
 from bot.services.registry import Registry
 from bot.services.repair import RepairReports
 from bot.services.reports import Reports
+from bot.services.retention import Retention
 from bot.services.staff import StaffDesk
 from bot.services.team import Team
 from bot.services.turn import StaffChat
@@ -271,6 +272,18 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         id="abandoned",
         max_instances=1,
         coalesce=True,
+    )
+    # Personal data kept no longer than the policy's [retention] says; every instance may run it (idempotent).
+    retention = core.policy.retention
+    scheduler.add_job(
+        Retention(core.sessions, core.clock, retention).run_daily,
+        "cron",
+        hour=retention.daily_at.hour,
+        minute=retention.daily_at.minute,
+        id="retention",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,  # late is better than a skipped day
     )
     return scheduler
 

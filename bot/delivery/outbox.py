@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from bot.clock import Clock
 from bot.delivery.outcome import Outcome
 from bot.delivery.port import Messenger, Rejected, TryLater, Unreachable
+from bot.domain.privacy import scrub_payload
 from bot.storage.models import OutboxMessage
 
 log = logging.getLogger("posbot.outbox")
@@ -160,6 +161,8 @@ class Outbox:
     async def _finish(
         self, message: OutboxMessage, status: str, message_id: int | None = None, error: str | None = None
     ) -> None:
+        # Out (or never going): full phone numbers leave the stored text in the same UPDATE (002 §4.2).
+        scrubbed = scrub_payload(message.payload)
         await self._set(
             message,
             status=status,
@@ -167,6 +170,7 @@ class Outbox:
             error=error,
             sent_at=self.clock.now() if status == "sent" else None,
             attempts=OutboxMessage.attempts + 1,
+            **({"payload": scrubbed} if scrubbed is not None else {}),
         )
 
     async def _retry_later(self, message: OutboxMessage, seconds: float, error: str) -> None:
