@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-NAMES = ("dispatch", "claim", "fake_api")
+NAMES = ("dispatch", "claim", "fake_api", "steps")
 
 
 def main() -> int:
