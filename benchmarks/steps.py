@@ -58,6 +58,7 @@ WALK: tuple[tuple[str, str, int], ...] = (
 )
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/"
 PG_DB = "posbot_bench_steps"
+WARM = 4
 
 
 class _Answer:
@@ -307,7 +308,7 @@ async def run(argv: list[str]) -> dict[str, Any]:
             feed = feeder(make_dispatcher(core), bot)
             merchants = Merchants(phone)
             # Warm up (imports, first statements, caches) with a few chats not counted.
-            await asyncio.gather(*(walk(phone, merchants, feed, FIRST_USER - 1 - i, []) for i in range(4)))
+            await asyncio.gather(*(walk(phone, merchants, feed, FIRST_USER - 1 - i, []) for i in range(WARM)))
             warm = len(merchants.fed)
 
             print(f"ours: {chats} merchants walk the repair report at once ({args.db})", file=sys.stderr)

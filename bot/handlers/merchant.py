@@ -43,7 +43,8 @@ def incoming_from_message(message: Message, update_id: int) -> Incoming:
 
 
 async def on_message(message: Message, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
-    await outbox.hand_over(await service.handle(incoming_from_message(message, event_update.update_id)))
+    # The replies are committed with the update; they leave on their chat's queue once the handler returns.
+    outbox.pass_on(await service.handle(incoming_from_message(message, event_update.update_id)))
 
 
 async def on_button(query: CallbackQuery, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
@@ -58,7 +59,7 @@ async def on_button(query: CallbackQuery, event_update: Update, service: Convers
         message_id=query.message.message_id if query.message else None,
     )
     # Stop the button's spinner (a stale press says so on the button itself), then reply.
-    await outbox.hand_over(await service.handle(incoming), query.answer)
+    outbox.pass_on(await service.handle(incoming), query.answer)
 
 
 def make_router() -> Router:

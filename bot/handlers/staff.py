@@ -46,7 +46,7 @@ def make_router(registry: Registry) -> Router:
             return
         handler = registry.staff_commands[command.command.lower()]
         action = _action(event_update, message.chat.id, message.from_user, message.message_id, message)
-        await outbox.hand_over(await handler(action, command.args or ""))
+        outbox.pass_on(await handler(action, command.args or ""))
 
     def staff_button(query: CallbackQuery) -> dict[str, Any] | bool:
         """Only presses whose data decodes to a staff button reach `on_button`, decoded."""
@@ -58,7 +58,7 @@ def make_router(registry: Registry) -> Router:
         message_id = query.message.message_id if query.message else None
         action = _action(event_update, chat_id, query.from_user, message_id)
         outcome = await registry.staff_buttons[type(button)](action, button)
-        await outbox.hand_over(outcome, query.answer)
+        outbox.pass_on(outcome, query.answer)
 
     async def on_reply(message: Message, event_update: Update, team: Team, outbox: Outbox) -> None:
         user, replied = message.from_user, message.reply_to_message
@@ -67,7 +67,7 @@ def make_router(registry: Registry) -> Router:
         action = _action(event_update, message.chat.id, user, message.message_id, message)
         outcome = await team.reply(action, message.text)
         if outcome is not None:
-            await outbox.hand_over(outcome)
+            outbox.pass_on(outcome)
 
     if registry.staff_commands:
         router.message.register(on_command, Command(*registry.staff_commands, ignore_case=True))

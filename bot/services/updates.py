@@ -35,6 +35,10 @@ class UpdateWork:
     session: AsyncSession
     now: datetime
     messages: list[OutboxMessage] = field(default_factory=list)
+    # Columns every message said here gets: the outbox's lease for replies handed over straight after commit.
+    lease: dict[str, Any] = field(default_factory=dict)
+    # Rows read ahead for this update: held here so the session's (weak) identity map keeps them.
+    loaded: list[object] = field(default_factory=list)
     # Shown on the pressed button (answerCallbackQuery); None for plain messages.
     callback_text: str | None = None
     alert: bool = False  # show callback_text as an alert the presser must dismiss
@@ -48,7 +52,7 @@ class UpdateWork:
             status="pending",
             attempts=0,
             created_at=self.now,
-            **columns,
+            **{**self.lease, **columns},
         )
         self.session.add(message)
         self.messages.append(message)
@@ -62,18 +66,27 @@ class UpdateWork:
 
 
 Work = Callable[[UpdateWork], Awaitable[None]]
+# The lease columns for messages an update says, when its outcome will be handed over (Outbox.hand_off_lease).
+HandOffLease = Callable[[], dict[str, Any]]
 
 
 class Updates:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, hand_off: HandOffLease | None = None
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.hand_off = hand_off
 
-    async def run(self, update_id: int | None, work: Work, *, label: object = "") -> Outcome:
-        """Do `work` once for this update, in one transaction; retried when another instance got there first."""
+    async def run(self, update_id: int | None, work: Work, *, label: object = "", hand_over: bool = True) -> Outcome:
+        """Do `work` once for this update, in one transaction; retried when another instance got there first.
+
+        `hand_over`: the caller hands the outcome to the outbox (`hand_over`, `pass_on`), which sends its
+        messages from memory; otherwise they wait, due, for the delivery job.
+        """
         for attempt in range(ATTEMPTS):
             try:
-                return await self._once(update_id, work)
+                return await self._once(update_id, work, hand_over)
             except (StaleDataError, IntegrityError) as exc:
                 # Another instance changed the same rows first: read them again and redo.
                 log.info("update for %s raced another writer (%s); redoing it", label, type(exc).__name__)
@@ -81,14 +94,17 @@ class Updates:
                     raise
         raise AssertionError("unreachable")
 
-    async def _once(self, update_id: int | None, work: Work) -> Outcome:
+    async def _once(self, update_id: int | None, work: Work, hand_over: bool) -> Outcome:
         async with self.sessions() as session:
             try:
                 async with session.begin():
+                    now = self.clock.now()
                     if update_id is not None:
-                        session.add(ProcessedUpdate(update_id=update_id, processed_at=self.clock.now()))
-                        await session.flush()
-                    done = UpdateWork(session, self.clock.now())
+                        # Written with the update's other rows: a redelivered update fails on it at the
+                        # first flush and rolls back whatever it did, so the happy path needs no check first.
+                        session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+                    lease = self.hand_off() if hand_over and self.hand_off is not None else {}
+                    done = UpdateWork(session, now, lease=lease)
                     await work(done)
                     await session.flush()
             except IntegrityError:
@@ -96,7 +112,7 @@ class Updates:
                     log.info("update %s already handled; skipped", update_id)
                     return Outcome(duplicate=True)
                 raise
-        return Outcome([m.id for m in done.messages], done.callback_text, alert=done.alert)
+        return Outcome([m.id for m in done.messages], done.callback_text, alert=done.alert, messages=done.messages)
 
     async def _already_processed(self, update_id: int) -> bool:
         async with self.sessions() as session:
