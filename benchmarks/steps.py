@@ -267,7 +267,7 @@ def echo_dispatcher() -> Dispatcher:
 
 
 async def prepare_postgres() -> str:
-    import asyncpg  # type: ignore[import-untyped]
+    import asyncpg
 
     connection = await asyncpg.connect("postgresql://postgres@127.0.0.1:5432/postgres")
     try:
@@ -345,7 +345,10 @@ async def run(argv: list[str]) -> dict[str, Any]:
 
     steps_per_s = steps / elapsed
     echo_per_s = len(echo_latencies) / echo_elapsed
-    print(f"tickets filed: {tickets} of {chats + 4 + 5} walks; staff notices: {len(phone.sent[STAFF_CHAT])}", file=sys.stderr)
+    print(
+        f"tickets filed: {tickets} of {chats + WARM + 5} walks; staff notices: {len(phone.sent[STAFF_CHAT])}",
+        file=sys.stderr,
+    )
     return {
         "bench": "steps",
         "db": args.db,

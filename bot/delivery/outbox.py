@@ -13,6 +13,7 @@ chat's limit). Results are recorded in shared transactions (group commit).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import uuid
@@ -164,10 +165,8 @@ class Outbox:
 
     async def close(self, grace: float = 2.0) -> None:
         """Stop sending, after `grace` seconds for what is queued; what is left is released to the delivery job."""
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.drain(), grace)
-        except TimeoutError:
-            pass
         left = [m for lane in self._lanes.values() for m in lane]
         tasks = [*self._lane_tasks.values(), *self._answers]
         for task in tasks:
