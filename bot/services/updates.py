@@ -21,6 +21,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.clock import Clock
 from bot.delivery.outcome import Outcome
 from bot.delivery.port import Payload
+from bot.storage.db import writer_turn
 from bot.storage.models import OutboxMessage, ProcessedUpdate, StaffAudit
 
 log = logging.getLogger("posbot.updates")
@@ -95,7 +96,7 @@ class Updates:
         raise AssertionError("unreachable")
 
     async def _once(self, update_id: int | None, work: Work, hand_over: bool) -> Outcome:
-        async with self.sessions() as session:
+        async with writer_turn(self.sessions.kw.get("bind")), self.sessions() as session:
             try:
                 async with session.begin():
                     now = self.clock.now()
