@@ -118,7 +118,7 @@ class SlaWatcher:
                 report.breached += breached
 
             try:
-                await self.updates.run(None, work, label=f"sla ticket {ticket_id}", hand_over=False)
+                await self.updates.run(None, work, label=f"sla ticket {ticket_id}")
             except Exception:  # one case's trouble must not keep the others' warnings back
                 log.exception("SLA check of ticket %s failed", ticket_id)
         return report

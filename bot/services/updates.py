@@ -9,7 +9,9 @@ same rows first makes this one read them again and redo its work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -67,6 +69,20 @@ class UpdateWork:
 
 
 Work = Callable[[UpdateWork], Awaitable[None]]
+_HANDING_OVER: ContextVar[bool] = ContextVar("posbot_handing_over", default=False)
+
+
+@contextmanager
+def replies_handed_over() -> Iterator[None]:
+    """Inside, an update's messages are written leased to the outbox (`Updates.hand_off`): the caller passes
+    the outcome on (`Outbox.pass_on`) at once, and the delivery job leaves them alone while the lease holds."""
+    token = _HANDING_OVER.set(True)
+    try:
+        yield
+    finally:
+        _HANDING_OVER.reset(token)
+
+
 # The lease columns for messages an update says, when its outcome will be handed over (Outbox.hand_off_lease).
 HandOffLease = Callable[[], dict[str, Any]]
 
@@ -79,15 +95,11 @@ class Updates:
         self.clock = clock
         self.hand_off = hand_off
 
-    async def run(self, update_id: int | None, work: Work, *, label: object = "", hand_over: bool = True) -> Outcome:
-        """Do `work` once for this update, in one transaction; retried when another instance got there first.
-
-        `hand_over`: the caller hands the outcome to the outbox (`hand_over`, `pass_on`), which sends its
-        messages from memory; otherwise they wait, due, for the delivery job.
-        """
+    async def run(self, update_id: int | None, work: Work, *, label: object = "") -> Outcome:
+        """Do `work` once for this update, in one transaction; retried when another instance got there first."""
         for attempt in range(ATTEMPTS):
             try:
-                return await self._once(update_id, work, hand_over)
+                return await self._once(update_id, work)
             except (StaleDataError, IntegrityError) as exc:
                 # Another instance changed the same rows first: read them again and redo.
                 log.info("update for %s raced another writer (%s); redoing it", label, type(exc).__name__)
@@ -95,7 +107,7 @@ class Updates:
                     raise
         raise AssertionError("unreachable")
 
-    async def _once(self, update_id: int | None, work: Work, hand_over: bool) -> Outcome:
+    async def _once(self, update_id: int | None, work: Work) -> Outcome:
         async with writer_turn(self.sessions.kw.get("bind")), self.sessions() as session:
             try:
                 async with session.begin():
@@ -104,7 +116,7 @@ class Updates:
                         # Written with the update's other rows: a redelivered update fails on it at the
                         # first flush and rolls back whatever it did, so the happy path needs no check first.
                         session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
-                    lease = self.hand_off() if hand_over and self.hand_off is not None else {}
+                    lease = self.hand_off() if _HANDING_OVER.get() and self.hand_off is not None else {}
                     done = UpdateWork(session, now, lease=lease)
                     await work(done)
                     await session.flush()
