@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,7 @@ def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     return create_async_engine(url, pool_pre_ping=True, **kwargs)
 
 
-_WRITERS: dict[int, asyncio.Lock] = {}
+_WRITERS: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
 
 
 def writer_turn(bind: object) -> asyncio.Lock | contextlib.nullcontext[None]:
@@ -52,9 +53,9 @@ def writer_turn(bind: object) -> asyncio.Lock | contextlib.nullcontext[None]:
     engine = getattr(bind, "sync_engine", bind)
     if getattr(getattr(engine, "dialect", None), "name", None) != "sqlite":
         return contextlib.nullcontext()
-    lock = _WRITERS.get(id(engine))
+    lock = _WRITERS.get(engine)
     if lock is None:
-        lock = _WRITERS[id(engine)] = asyncio.Lock()
+        lock = _WRITERS[engine] = asyncio.Lock()
     return lock
 
 
