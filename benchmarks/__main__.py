@@ -1,4 +1,4 @@
-"""`python -m benchmarks dispatch|claim|fake_api|export|report|retention`: progress on stderr, one JSON line last."""
+"""`python -m benchmarks NAME` (see NAMES): progress on stderr, one JSON line last."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-NAMES = ("dispatch", "claim", "fake_api", "export", "report", "retention")
+NAMES = ("dispatch", "claim", "fake_api", "export", "report", "retention", "steps")
 
 
 def main() -> int:

@@ -34,7 +34,7 @@ from bot.channels.terminal import TerminalMessenger
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import Settings, StartupError
 from bot.delivery.outbox import Outbox
-from bot.delivery.port import Messenger
+from bot.delivery.port import Messenger, bulk_of
 from bot.dialogs.loader import FormRegistry, load_forms
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, load_policy
@@ -102,6 +102,7 @@ class Core:
     reports: Reports | None = None  # /report and the weekly report
 
     async def close(self) -> None:
+        await self.outbox.close()  # replies still queued keep their rows: the delivery job sends them
         await self.engine.dispose()
 
 
@@ -123,7 +124,8 @@ async def build_core(
     zone = settings.zone
     staff_chat = staff_chat_id if staff_chat_id is not None else settings.staff_chat_id
     calendar = WorkCalendar.from_policy(policy)
-    updates = Updates(sessions, clock)
+    outbox = Outbox(sessions, messenger, clock)
+    updates = Updates(sessions, clock, hand_off=outbox.hand_off_lease)
     registry = Registry()
 
     # The capabilities, each registering the commands, buttons and form outcomes it answers.
@@ -163,10 +165,9 @@ async def build_core(
         staff=StaffChat(staff_chat, Translator(settings.default_locale)),
         zone=zone,
     )
-    outbox = Outbox(sessions, messenger, clock)
     dispatcher = FollowUpDispatcher(
         sessions,
-        messenger,
+        bulk_of(messenger),  # follow-ups are bulk: replies to merchants in a dialogue go before them
         clock,
         policy,
         calendar,
