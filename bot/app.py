@@ -307,7 +307,7 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
         # The one call start-up cannot do without: it proves the token and the Bot API address.
         me = await confirm_bot(bot, settings)
         log.info("bot @%s started", me.username)
-        core = await build_core(settings, TelegramMessenger(bot, per_second=settings.telegram_rate_per_second), clock)
+        core = await build_core(settings, TelegramMessenger.for_settings(bot, settings), clock)
         cleanup.push_async_callback(core.close)
         dispatcher = make_dispatcher(core)
         scheduler = build_scheduler(core)
