@@ -213,6 +213,10 @@ class Breaker:
         self._probe = call
         return 0.0
 
+    def admit_in(self) -> float:
+        """Seconds until the next call may be let through (0 when closed)."""
+        return 0.0 if self._open_until is None else max(self._open_until - self.clock(), 0.0)
+
     def succeeded(self, call: object) -> None:
         self._failures = 0
         if self._open_until is not None:
@@ -381,6 +385,9 @@ class TelegramMessenger:
                     answered = True
                     self.stats.server_failures += 1
                     self.breaker.failed(call)
+                    if not self.breaker.is_closed:  # the Bot API is down: the message waits, no retry now
+                        self.stats.held += 1
+                        raise Held(f"the Bot API is failing ({type(exc).__name__})", self.breaker.admit_in()) from None
                     failures += 1
                     if failures > self.max_retries:
                         raise TryLater(f"{type(exc).__name__}: {exc}") from None

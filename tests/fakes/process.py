@@ -87,6 +87,10 @@ class ServerProcess:
     async def set_rate_limit(self, per_second: int | None = None, per_chat: bool = False) -> None:
         await self._control("rate_limit", {"per_second": per_second, "per_chat": per_chat})
 
+    async def fail_for(self, method: str, seconds: float, status: int = 500) -> None:
+        """Every call of `method` ("*": all) fails with `status` for `seconds` from now: an outage."""
+        await self._control("fail_for", {"method": method, "seconds": seconds, "status": status})
+
     async def user_sends_text(self, user_id: int, text: str) -> JSON:
         answer: JSON = await self._control("user_sends_text", {"user_id": user_id, "text": text})
         return answer
@@ -116,6 +120,11 @@ def control_app(api: FakeBotAPI) -> web.Application:
         api.set_rate_limit(None if per_second is None else int(per_second), bool(body.get("per_chat")))
         return web.json_response({})
 
+    async def fail_for(request: web.Request) -> web.Response:
+        body = await request.json()
+        api.fail_for(str(body["method"]), float(body["seconds"]), int(body.get("status", 500)))
+        return web.json_response({})
+
     async def user_sends_text(request: web.Request) -> web.Response:
         body = await request.json()
         return web.json_response(api.user_sends_text(int(body["user_id"]), str(body["text"])))
@@ -133,6 +142,7 @@ def control_app(api: FakeBotAPI) -> web.Application:
                 "rate_limited": api.rate_limited,
                 "count_5xx": api.count_5xx,
                 "dropped": api.dropped,
+                "garbled": api.garbled,
                 "method_counts": dict(api.method_counts),
                 "poll_waiting": api.poll_waiting,
                 "cpu_s": time.process_time(),
@@ -142,6 +152,7 @@ def control_app(api: FakeBotAPI) -> web.Application:
     app = web.Application()
     app.router.add_post("/users", users)
     app.router.add_post("/rate_limit", rate_limit)
+    app.router.add_post("/fail_for", fail_for)
     app.router.add_post("/user_sends_text", user_sends_text)
     app.router.add_post("/stats", stats)
     return app
