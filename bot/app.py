@@ -152,7 +152,7 @@ async def build_core(
         staff=StaffChat(staff_chat, Translator(settings.default_locale)),
         zone=zone,
     )
-    outbox = Outbox(sessions, messenger, clock)
+    outbox = Outbox(sessions, messenger, clock, lease=timedelta(seconds=settings.outbox_lease_seconds))
     dispatcher = FollowUpDispatcher(
         sessions,
         messenger,

@@ -7,9 +7,13 @@ show twice, and exactly those may); and a Bot API that fails every call is not h
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from aiogram import Bot
@@ -21,9 +25,10 @@ from bot.app import Core
 from bot.channels.telegram import Breaker, ChatLimiters, TelegramMessenger
 from bot.clock import FrozenClock
 from bot.delivery.outbox import Outbox, tally
+from bot.storage.db import create_engine, session_factory, upgrade_async
 from bot.storage.models import OutboxMessage
 from tests.fakes import FakeBotAPI
-from tests.telegram_harness import TOKEN
+from tests.telegram_harness import ROOT, TOKEN
 
 FIRST_CHAT = 61_000_000
 
@@ -186,7 +191,7 @@ async def test_refusals_for_one_chat_never_stop_the_sends_to_the_others(core: Co
             ).all()
         assert len(refused) == 5 + 3 - 1  # the blocked chat's five, and three bad requests (one of them its)
         assert sum(len(texts) for texts in delivered.values()) == 15 - sum(chat != blocked for chat, _ in refused)
-        assert {error.split(":")[0] for _, error in refused} == {"unreachable", "rejected"}
+        assert {(error or "").split(":")[0] for _, error in refused} == {"unreachable", "rejected"}
         assert api.sent(blocked) == []
 
 
@@ -214,3 +219,33 @@ def test_the_breaker_opens_after_failures_in_a_row_probes_once_and_closes_on_suc
     assert breaker.admit(probe) == 0  # 4 s: the longest pause
     breaker.succeeded(probe)
     assert breaker.is_closed and breaker.admit(calls[8]) == 0 and breaker.opened == 3
+
+
+def test_posbot_outbox_tells_the_operator_how_many_sends_may_have_shown_twice(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'bot.sqlite3'}"
+
+    async def seed() -> None:
+        await upgrade_async(url)
+        engine = create_engine(url)
+        now = datetime.now(UTC)
+        rows = [
+            {"chat_id": 1, "payload": {"text": "a"}, "status": "sent", "ambiguous": 2, "created_at": now},
+            {"chat_id": 1, "payload": {"text": "b"}, "status": "sent", "ambiguous": 0, "created_at": now},
+            {"chat_id": 2, "payload": {"text": "c"}, "status": "pending", "ambiguous": 1, "created_at": now},
+            {"chat_id": 3, "payload": {"text": "d"}, "status": "failed", "ambiguous": 0, "created_at": now},
+        ]
+        async with session_factory(engine)() as session, session.begin():
+            await session.execute(insert(OutboxMessage), [{"purpose": "reply", "attempts": 1, **r} for r in rows])
+        await engine.dispose()
+
+    asyncio.run(seed())
+    env = {k: v for k, v in os.environ.items() if k not in ("BOT_TOKEN", "TELEGRAM_API_BASE")}
+    env.update(DATABASE_URL=url, DEFAULT_LOCALE="en", STAFF_CHAT_ID="-100777")
+    done = subprocess.run(
+        [sys.executable, "-m", "bot", "outbox"], capture_output=True, text=True, env=env, cwd=ROOT, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        "Outbox: 1 waiting, 2 sent, 1 failed. Sends whose outcome was unknown (the Bot API's answer was lost; "
+        "the message may show twice): 3, over 2 messages."
+    )

@@ -25,6 +25,9 @@ from tests.fakes.server import FakeBotAPI
 from tests.fakes.wire import JSON
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+FAULTS = frozenset(
+    {"fail_next", "fail_rate", "fail_for", "delay_next", "delay_rate", "garble_next", "garble_rate", "clear_faults"}
+)
 
 
 class ServerProcess:
@@ -87,9 +90,10 @@ class ServerProcess:
     async def set_rate_limit(self, per_second: int | None = None, per_chat: bool = False) -> None:
         await self._control("rate_limit", {"per_second": per_second, "per_chat": per_chat})
 
-    async def fail_for(self, method: str, seconds: float, status: int = 500) -> None:
-        """Every call of `method` ("*": all) fails with `status` for `seconds` from now: an outage."""
-        await self._control("fail_for", {"method": method, "seconds": seconds, "status": status})
+    async def fault(self, name: str, **options: Any) -> None:
+        """Switch on one of the fake's injected faults (`fail_for`, `fail_rate`, `delay_rate`, `garble_rate`...)
+        with these keyword arguments, as FakeBotAPI.<name>(**options) would."""
+        await self._control("fault", {"name": name, "options": options})
 
     async def user_sends_text(self, user_id: int, text: str) -> JSON:
         answer: JSON = await self._control("user_sends_text", {"user_id": user_id, "text": text})
@@ -120,9 +124,11 @@ def control_app(api: FakeBotAPI) -> web.Application:
         api.set_rate_limit(None if per_second is None else int(per_second), bool(body.get("per_chat")))
         return web.json_response({})
 
-    async def fail_for(request: web.Request) -> web.Response:
+    async def fault(request: web.Request) -> web.Response:
         body = await request.json()
-        api.fail_for(str(body["method"]), float(body["seconds"]), int(body.get("status", 500)))
+        if body["name"] not in FAULTS:
+            return web.json_response({"error": f"no fault {body['name']!r}"}, status=400)
+        getattr(api, body["name"])(**body["options"])
         return web.json_response({})
 
     async def user_sends_text(request: web.Request) -> web.Response:
@@ -152,7 +158,7 @@ def control_app(api: FakeBotAPI) -> web.Application:
     app = web.Application()
     app.router.add_post("/users", users)
     app.router.add_post("/rate_limit", rate_limit)
-    app.router.add_post("/fail_for", fail_for)
+    app.router.add_post("/fault", fault)
     app.router.add_post("/user_sends_text", user_sends_text)
     app.router.add_post("/stats", stats)
     return app
