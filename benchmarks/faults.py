@@ -5,9 +5,9 @@ Bot API that answers every sendMessage with 500 for `--outage` seconds (25 by de
 breaker as shipped and without one (`TELEGRAM_BREAKER_FAILURES=0`): the calls the server took during the
 outage, and the seconds from its end until every follow-up was delivered.
 
-ambiguous: 600 replies in the outbox (100 chats) meet a Bot API that answers 5 % of sends only after
-2 s, having carried them out. With a total request time-out of 1 s each of those is a send whose outcome
-is unknown, sent again later and shown twice; with the shipped 15 s none is.
+ambiguous: 200 replies in the outbox (40 chats) meet a Bot API that answers 5 % of sends only after
+1.5 s, having carried them out. With a total request time-out of 1 s each of those is a send whose
+outcome is unknown, sent again later and shown twice; with the shipped 15 s none is.
 
 The fake Bot API runs in a process of its own; the last line is one JSON object.
 """
@@ -95,7 +95,7 @@ async def ambiguous(folder: Path, request_timeout: float) -> dict[str, Any]:
     url = f"sqlite+aiosqlite:///{folder / f'ambiguous-{timeout}.sqlite3'}"
     await upgrade_async(url)
     clock = SystemClock()
-    chats, per_chat = 100, 6
+    chats, per_chat = 40, 5
     rows = [
         {
             "chat_id": FIRST_USER + c,
@@ -115,7 +115,7 @@ async def ambiguous(folder: Path, request_timeout: float) -> dict[str, Any]:
     async with ServerProcess(TOKEN) as api:
         await api.add_users(FIRST_USER, chats)
         await api.fault(
-            "delay_rate", method="sendMessage", probability=0.05, seconds=2.0, after_processing=True, seed=7
+            "delay_rate", method="sendMessage", probability=0.05, seconds=1.5, after_processing=True, seed=7
         )
         settings = settings_for(api, url, telegram_request_timeout_seconds=timeout)
         bot = make_bot(settings)
