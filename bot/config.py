@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     # answers) no call for a pause that doubles with each failed probe up to the maximum. 0: no breaker.
     telegram_breaker_failures: int = Field(default=5, ge=0)
     telegram_breaker_pause_seconds: float = Field(default=1.0, gt=0)
-    telegram_breaker_max_pause_seconds: float = Field(default=30.0, gt=0)
+    telegram_breaker_max_pause_seconds: float = Field(default=10.0, gt=0)
     # A process that dies mid-send keeps the replies it claimed this long before another sends them;
     # longer than any one send can take, so that a live sender is never overtaken.
     outbox_lease_seconds: float = Field(default=60, gt=0)

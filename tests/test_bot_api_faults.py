@@ -145,6 +145,7 @@ async def test_a_send_whose_answer_is_lost_is_counted_and_not_sent_again_at_once
         assert outbox.stats.ambiguous == 2
 
 
+@pytest.mark.slow
 async def test_an_outage_costs_a_bounded_number_of_calls_and_delivery_resumes_after(core: Core) -> None:
     """A 25-second outage as production may meet it, scaled down to 6 s, with the breaker's numbers scaled alike."""
     async with FakeBotAPI(token=TOKEN) as api:

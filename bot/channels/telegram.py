@@ -184,7 +184,7 @@ class Breaker:
         self,
         failures: int = 5,
         pause: float = 1.0,
-        max_pause: float = 30.0,
+        max_pause: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.threshold = failures
