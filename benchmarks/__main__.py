@@ -1,4 +1,5 @@
-"""`python -m benchmarks dispatch|claim|fake_api|faults` — each prints progress to stderr and one JSON line last."""
+"""`python -m benchmarks dispatch|claim|fake_api|export|report|faults` — each prints progress to stderr and one JSON
+line last."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import importlib
 import json
 import sys
 
-NAMES = ("dispatch", "claim", "fake_api", "faults")
+NAMES = ("dispatch", "claim", "fake_api", "export", "report", "faults")
 
 
 def main() -> int:

@@ -6,10 +6,12 @@ import asyncio
 import logging
 import secrets
 import sys
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TextIO
+from functools import wraps
+from typing import Any, TextIO
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -37,6 +39,7 @@ from bot.dialogs.loader import FormRegistry, load_forms
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, load_policy
 from bot.handlers import errors, merchant, staff
+from bot.handlers.intake import Intake, WebhookIntake
 from bot.handlers.terminal import TerminalChat
 from bot.i18n import Translator
 from bot.scheduling.followups import FollowUpDispatcher
@@ -57,12 +60,14 @@ from bot.services.merchants import MerchantIdentity
 from bot.services.preferences import Preferences
 from bot.services.registry import Registry
 from bot.services.repair import RepairReports
+from bot.services.reports import Reports
 from bot.services.staff import StaffDesk
 from bot.services.team import Team
 from bot.services.turn import StaffChat
 from bot.services.updates import Updates
 from bot.services.visits import Visits
 from bot.storage.db import create_engine, session_factory, upgrade_async
+from bot.storage.outage import Outage, unreachable
 
 log = logging.getLogger("posbot")
 
@@ -91,6 +96,9 @@ class Core:
     team: Team
     cases: CaseDesk
     calls: CallTasks
+    # The database as this process sees it: updates and jobs that meet an outage report here.
+    outage: Outage = field(default_factory=Outage)
+    reports: Reports | None = None  # /report and the weekly report
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -126,6 +134,7 @@ async def build_core(
     repairs = RepairReports(dialogues, cases, zone)
     desk = StaffDesk(updates, team, policy, calendar, locale=settings.default_locale, zone=zone)
     calls = CallTasks(staff_chat, settings.default_locale, zone)
+    reports = Reports(team, updates, policy, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone)
     for capability in (
         team,
         cases,
@@ -141,6 +150,7 @@ async def build_core(
         CallDesk(team, dialogues, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone),
         Findings(cases, team, forms, policy, locale=settings.default_locale),
         Complaints(dialogues, cases, zone),
+        reports,
         Enquiries(dialogues, cases, locale=settings.default_locale),  # last: its input handler takes any text left
     ):
         capability.register(registry)
@@ -183,6 +193,7 @@ async def build_core(
         team,
         cases,
         calls,
+        reports=reports,
     )
     async with sessions() as session, session.begin():
         await recompute_estimated_followups(session, policy, calendar)
@@ -238,6 +249,20 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         max_instances=1,
         coalesce=True,
     )
+    weekly = core.policy.report.weekly
+    if weekly.enabled and core.reports is not None:
+        # Last week's report to the staff group; its stamp row makes it once a week across instances.
+        scheduler.add_job(
+            post_weekly_report,
+            "cron",
+            day_of_week=weekly.weekday,
+            hour=weekly.at.hour,
+            minute=weekly.at.minute,
+            args=[core, core.reports],
+            id="weekly_report",
+            coalesce=True,
+            misfire_grace_time=6 * 3600,  # a machine woken late still posts it that morning
+        )
     scheduler.add_job(
         sweep_abandoned,
         "interval",
@@ -250,10 +275,38 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
     return scheduler
 
 
+def quiet_during_outage(scheduler: AsyncIOScheduler, outage: Outage) -> None:
+    """A job tick that finds the database out of reach is part of the outage's one log line, not a
+    traceback each tick; the next tick tries again."""
+    for job in scheduler.get_jobs():
+        job.modify(func=_guarded(job.func, outage))
+
+
+def _guarded(job: Callable[..., Awaitable[Any]], outage: Outage) -> Callable[..., Awaitable[None]]:
+    @wraps(job)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            await job(*args, **kwargs)
+        except Exception as error:
+            if not unreachable(error):
+                raise
+            outage.failed(error)
+        else:
+            outage.recovered()
+
+    return run
+
+
 async def dispatch_due(core: Core) -> None:
     """One scheduler tick: due follow-ups, reminders, escalations, then whatever the outbox holds."""
     await core.dispatcher.tick()
     await core.outbox.deliver()
+
+
+async def post_weekly_report(core: Core, reports: Reports) -> None:
+    """The weekly report job: queue it (once per week), then send it."""
+    if await reports.post_weekly():
+        await core.outbox.deliver()
 
 
 async def watch_sla(core: Core, watcher: SlaWatcher) -> None:
@@ -274,8 +327,11 @@ def make_bot(settings: Settings) -> Bot:
     return Bot(settings.bot_token.get_secret_value(), session=session)
 
 
-def make_dispatcher(core: Core) -> Dispatcher:
+def make_dispatcher(core: Core, hold: bool = True) -> Dispatcher:
+    """`hold`: updates that meet a database outage are kept and retried (polling); without it they are
+    handed back for the webhook to refuse, so that Telegram sends them again."""
     dispatcher = Dispatcher()
+    dispatcher.update.outer_middleware(Intake(core.outage, hold=hold, default_locale=core.settings.default_locale))
     dispatcher["service"] = core.service
     dispatcher["outbox"] = core.outbox
     dispatcher["default_locale"] = core.settings.default_locale
@@ -309,8 +365,9 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
         log.info("bot @%s started", me.username)
         core = await build_core(settings, TelegramMessenger.for_settings(bot, settings), clock)
         cleanup.push_async_callback(core.close)
-        dispatcher = make_dispatcher(core)
+        dispatcher = make_dispatcher(core, hold=not settings.webhook_url)
         scheduler = build_scheduler(core)
+        quiet_during_outage(scheduler, core.outage)
         scheduler.start()
         cleanup.callback(scheduler.shutdown, wait=False)
         await set_commands(bot)
@@ -328,14 +385,15 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
 
 
 async def _serve_webhook(settings: Settings, bot: Bot, dispatcher: Dispatcher) -> None:
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiogram.webhook.aiohttp_server import setup_application
     from aiohttp import web
 
     # Without a configured secret, make one for this run: only Telegram then knows it.
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
     app = web.Application()
     path = "/" + settings.webhook_url.split("://", 1)[1].partition("/")[2] if settings.webhook_url else "/"
-    SimpleRequestHandler(dispatcher, bot, secret_token=secret).register(app, path=path)
+    # Handled before it is answered: an update the database could not take is refused (503) and sent again.
+    WebhookIntake(dispatcher, bot, secret_token=secret).register(app, path=path)
     setup_application(app, dispatcher, bot=bot)
     host, _, port = settings.webhook_listen.rpartition(":")
     runner = web.AppRunner(app)

@@ -4,8 +4,8 @@ A send whose outcome the bot could not read (the answer timed out, or came back 
 request went out) may have reached the chat; sending it again may repeat it. Each such send is
 counted on its row, so repeats are known and reported, not guessed.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-11-26
 """
 
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
