@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-NAMES = ("dispatch", "claim", "fake_api", "export", "report", "retention", "steps")
+NAMES = ("dispatch", "claim", "fake_api", "export", "report", "retention", "steps", "faults")
 
 
 def main() -> int:

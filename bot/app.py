@@ -124,7 +124,7 @@ async def build_core(
     zone = settings.zone
     staff_chat = staff_chat_id if staff_chat_id is not None else settings.staff_chat_id
     calendar = WorkCalendar.from_policy(policy)
-    outbox = Outbox(sessions, messenger, clock)
+    outbox = Outbox(sessions, messenger, clock, lease=timedelta(seconds=settings.outbox_lease_seconds))
     updates = Updates(sessions, clock, hand_off=outbox.hand_off_lease)
     registry = Registry()
 
@@ -377,7 +377,7 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
         # The one call start-up cannot do without: it proves the token and the Bot API address.
         me = await confirm_bot(bot, settings)
         log.info("bot @%s started", me.username)
-        core = await build_core(settings, TelegramMessenger(bot, per_second=settings.telegram_rate_per_second), clock)
+        core = await build_core(settings, TelegramMessenger.for_settings(bot, settings), clock)
         cleanup.push_async_callback(core.close)
         dispatcher = make_dispatcher(core, hold=not settings.webhook_url)
         scheduler = build_scheduler(core)

@@ -1,4 +1,4 @@
-"""`posbot run | chat | db upgrade | merchants add | forms | import | report | export | seed-demo | purge`."""
+"""`posbot run | chat | db upgrade | merchants add | forms | import | report | export | seed-demo | purge | outbox`."""
 
 from __future__ import annotations
 
@@ -164,6 +164,26 @@ def db_upgrade() -> None:
     _database_ready(settings)
     upgrade(settings.database_url)
     typer.echo(_t(settings)("cli.db_up_to_date"))
+
+
+@app.command()
+def outbox() -> None:
+    """What waits to be sent, what was sent and failed, and the sends whose outcome was unknown."""
+    from bot.delivery.outbox import tally
+    from bot.storage.db import create_engine, session_factory
+
+    settings = _settings()
+    _database_ready(settings)
+
+    async def _tally() -> None:
+        engine = create_engine(settings.database_url)
+        try:
+            counts = await tally(session_factory(engine))
+        finally:
+            await engine.dispose()
+        typer.echo(_t(settings)("cli.outbox.tally", **vars(counts)))
+
+    _run(settings, _tally())
 
 
 @merchants_app.command("add")

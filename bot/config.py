@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     followup_lease_seconds: float = Field(default=120, gt=0)
     # Telegram allows about 30 messages a second overall; stay under it.
     telegram_rate_per_second: float = Field(default=25, gt=0)
+    # A send's whole request; one that times out may have been carried out and is sent again later,
+    # counted: a generous time-out keeps such repeats rare.
+    telegram_request_timeout_seconds: float = Field(default=15, gt=0)
+    # The Bot API breaker: after this many server-side failures in a row (5xx, time-outs, unreadable
+    # answers) no call for a pause that doubles with each failed probe up to the maximum. 0: no breaker.
+    telegram_breaker_failures: int = Field(default=5, ge=0)
+    telegram_breaker_pause_seconds: float = Field(default=1.0, gt=0)
+    telegram_breaker_max_pause_seconds: float = Field(default=10.0, gt=0)
+    # A process that dies mid-send keeps the replies it claimed this long before another sends them;
+    # longer than any one send can take, so that a live sender is never overtaken.
+    outbox_lease_seconds: float = Field(default=60, gt=0)
     log_level: str = "INFO"
 
     @field_validator("admin_ids", mode="before")

@@ -106,19 +106,24 @@ async def running_bot(
         await core.close()
 
 
-async def spawn_bot(api: FakeBotAPI, settings: Settings, log_path: Path) -> asyncio.subprocess.Process:
-    """`python -m bot run` as a separate process, for kill -9 tests; returns once it polls the fake server."""
+async def spawn_bot(
+    api: FakeBotAPI, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+) -> asyncio.subprocess.Process:
+    """`python -m bot run` as a separate process, for kill -9 tests; returns once it polls the fake server.
+
+    `extra_env`: more settings, as environment variables (e.g. OUTBOX_LEASE_SECONDS)."""
     env = dict(os.environ)
     env.update(
         {
             "BOT_TOKEN": TOKEN,
             "TELEGRAM_API_BASE": settings.telegram_api_base or "",
             "DATABASE_URL": settings.database_url,
-            "STAFF_CHAT_ID": str(settings.staff_chat_id),
             "FOLLOWUP_TICK_SECONDS": str(settings.followup_tick_seconds),
             "FOLLOWUP_LEASE_SECONDS": str(settings.followup_lease_seconds),
             "TELEGRAM_RATE_PER_SECOND": str(settings.telegram_rate_per_second),
             "LOG_LEVEL": "INFO",
+            **({"STAFF_CHAT_ID": str(settings.staff_chat_id)} if settings.staff_chat_id is not None else {}),
+            **(extra_env or {}),
         }
     )
     polls = api.polls

@@ -6,6 +6,13 @@ one second, as the server counts it, within the overall limit however the reques
 bunch up on the way; a 429 that still comes (another instance, a stricter server)
 pauses for `retry_after` and sends again.
 
+A Bot API that keeps failing (5xx, time-outs, unreadable answers) is not hammered: after a few
+failures in a row a breaker stops all calls for a pause that doubles on each failed probe, lets one
+probe through, and closes on its success. A refusal for one chat (400, 403) says the server works,
+so it never opens the breaker. A request that went out and got no readable answer (a time-out, a
+garbled body) may have been carried out: it is not sent again at once but handed back as
+`Unconfirmed`, so the outbox counts the possible repeat and tries later.
+
 The calls the messenger makes (sendMessage and editMessageText, with text_mention
 entities when a payload mentions people; sendPhoto, sendDocument or sendMediaGroup
 for a payload's `media`) go out as JSON on aiogram's own HTTP session, and of a
@@ -22,13 +29,16 @@ import base64
 import contextlib
 import json
 import logging
+import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, cast
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, cast
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
@@ -47,10 +57,13 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     ReplyParameters,
 )
-from aiohttp import ClientError, ClientTimeout
+from aiohttp import ClientConnectorError, ClientError, ClientTimeout, ConnectionTimeoutError
 from aiolimiter import AsyncLimiter
 
-from bot.delivery.port import Payload, Rejected, TryLater, Unreachable
+from bot.delivery.port import Held, Payload, Rejected, TryLater, Unconfirmed, Unreachable
+
+if TYPE_CHECKING:
+    from bot.config import Settings
 
 log = logging.getLogger("posbot.telegram")
 
@@ -162,6 +175,127 @@ class SendWindow:
             self._freed.set_result(None)
 
 
+class Breaker:
+    """Stops calling a Bot API that keeps failing, then tries it again with one probe at a time.
+
+    Closed: calls go. After `failures` server-side failures in a row it opens: no call for `pause`
+    seconds. Then one call goes as a probe (half-open); its success closes the breaker, its failure
+    opens it again for twice the pause, up to `max_pause`. `failures=0` never opens it.
+    """
+
+    def __init__(
+        self,
+        failures: int = 5,
+        pause: float = 1.0,
+        max_pause: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.threshold = failures
+        self.first_pause = pause
+        self.max_pause = max(max_pause, pause)
+        self.clock = clock
+        self.opened = 0  # how many times it opened (a failed probe counts again)
+        self._failures = 0
+        self._pause = 0.0
+        self._open_until: float | None = None  # None: closed
+        self._probe: object | None = None  # the call now probing, while half-open
+
+    @property
+    def is_closed(self) -> bool:
+        return self._open_until is None
+
+    def admit(self, call: object) -> float:
+        """0 when `call` may go now (as the probe, when half-open); else how long to wait before asking again."""
+        if self._open_until is None:
+            return 0.0
+        wait = self._open_until - self.clock()
+        if wait > 0:
+            return wait
+        if self._probe is not None:
+            return self.first_pause  # a probe is out: its answer decides
+        self._probe = call
+        return 0.0
+
+    def admit_in(self) -> float:
+        """Seconds until the next call may be let through (0 when closed)."""
+        return 0.0 if self._open_until is None else max(self._open_until - self.clock(), 0.0)
+
+    def succeeded(self, call: object) -> None:
+        self._failures = 0
+        if self._open_until is not None:
+            log.warning("the Bot API answers again: sending resumes")
+        self._open_until = None
+        self._probe = None
+        self._pause = 0.0
+
+    def failed(self, call: object) -> None:
+        self._failures += 1
+        if self._open_until is not None:
+            if call is self._probe:  # the probe failed: open again, for longer
+                self._probe = None
+                self._open(min(self._pause * 2, self.max_pause))
+            return  # a call that left before the breaker opened: nothing new
+        if self.threshold and self._failures >= self.threshold:
+            log.warning("the Bot API failed %s times in a row: no calls for %.1fs", self._failures, self.first_pause)
+            self._open(self.first_pause)
+
+    def abandoned(self, call: object) -> None:
+        """The call ended without an answer either way (cancelled): another may probe."""
+        if call is self._probe:
+            self._probe = None
+
+    def _open(self, pause: float) -> None:
+        self.opened += 1
+        self._pause = pause
+        self._open_until = self.clock() + pause
+
+
+class Holds:
+    """The waits Telegram asked for with 429 `retry_after`: for the chat it named, or for every chat.
+
+    The Bot API does not say which limit a 429 is about. One chat's 429 holds that chat; 429s for two
+    chats or more within one `retry_after` are the overall limit, and hold every chat.
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, sweep_at: int = 1024) -> None:
+        self.clock = clock
+        self._chats: dict[int, float] = {}
+        self._all = 0.0
+        self._recent: deque[tuple[float, int]] = deque()  # (until, chat) of the 429s still in force
+        self._sweep_at = sweep_at
+
+    def wait_for(self, chat_id: int) -> float:
+        now = self.clock()
+        return max(self._chats.get(chat_id, 0.0), self._all) - now
+
+    def asked(self, chat_id: int, retry_after: float) -> None:
+        now = self.clock()
+        until = now + retry_after
+        self._chats[chat_id] = max(self._chats.get(chat_id, 0.0), until)
+        recent = self._recent
+        while recent and recent[0][0] <= now:
+            recent.popleft()
+        recent.append((until, chat_id))
+        if len({chat for _, chat in recent}) > 1:
+            self._all = max(self._all, until)
+        if len(self._chats) >= self._sweep_at:
+            self._chats = {chat: t for chat, t in self._chats.items() if t > now}
+
+
+@dataclass
+class SendStats:
+    """What the messenger met since it started: for logs, benchmarks and tests."""
+
+    calls: int = 0  # requests that went to the Bot API
+    server_failures: int = 0  # 5xx, time-outs, unreadable answers, lost connections
+    unconfirmed: int = 0  # of those, requests that went out and may have been carried out
+    held: int = 0  # sends handed back without a call: breaker open, or a long 429 wait
+
+
+class _Unanswered(Exception):
+    """The request went out; no answer we can read came back."""
+
+
 class TelegramMessenger:
     def __init__(
         self,
@@ -169,7 +303,9 @@ class TelegramMessenger:
         per_second: float = 25.0,
         chats: ChatLimiters | None = None,
         max_retries: int = 5,
-        request_timeout: int = 15,
+        request_timeout: float = 15,
+        breaker: Breaker | None = None,
+        hold_inline: float = 5.0,
     ) -> None:
         self.bot = bot
         # Paced with a bucket of two, not of a second's worth: messages leave evenly, not in bursts
@@ -181,8 +317,15 @@ class TelegramMessenger:
         self.chats = chats if chats is not None else ChatLimiters()  # an empty table is falsy (__len__)
         self.max_retries = max_retries
         self.request_timeout = request_timeout
+        self.breaker = breaker or Breaker()
+        self.holds = Holds()
+        # A 429 wait up to this long is waited out in the send; a longer one hands the message back.
+        self.hold_inline = hold_inline
         self.retry_after_count = 0
-        self._timeout = ClientTimeout(total=request_timeout)
+        self.stats = SendStats()
+        # A connection that cannot be made is known not to have carried anything: its own shorter
+        # time-out, so that a time-out of the whole request means the request went out.
+        self._timeout = ClientTimeout(total=request_timeout, connect=min(5.0, request_timeout))
         self._send_defaults = _defaults(bot, protect_content=True)
         self._edit_defaults = _defaults(bot, protect_content=False)
         # Interactive sends (replies, staff notices) go before bulk ones (follow-ups) at the overall limit:
@@ -193,26 +336,76 @@ class TelegramMessenger:
         self._bulk_turn = asyncio.Lock()
         self.bulk = BulkSends(self)
 
+    @classmethod
+    def for_settings(cls, bot: Bot, settings: Settings) -> TelegramMessenger:
+        return cls(
+            bot,
+            per_second=settings.telegram_rate_per_second,
+            request_timeout=settings.telegram_request_timeout_seconds,
+            breaker=Breaker(
+                failures=settings.telegram_breaker_failures,
+                pause=settings.telegram_breaker_pause_seconds,
+                max_pause=settings.telegram_breaker_max_pause_seconds,
+            ),
+        )
+
     async def send(self, chat_id: int, payload: Payload, *, bulk: bool = False) -> int | None:
         failures = 0
         while True:
+            call = object()  # this attempt, as the breaker tells its probe from the others
+            wait = max(self.breaker.admit(call), self.holds.wait_for(chat_id))
+            if wait > 0:
+                self.breaker.abandoned(call)
+                if not self.breaker.is_closed or wait > self.hold_inline:
+                    self.stats.held += 1
+                    why = "the Bot API is failing" if not self.breaker.is_closed else "Telegram asked to wait"
+                    raise Held(why, wait)
+                await asyncio.sleep(wait)
+                continue
+            answered = False
             async with self.chats.for_chat(chat_id), self._overall_turn(bulk):
+                self.stats.calls += 1
                 try:
-                    return await self._call(chat_id, payload)
+                    result = await self._call(chat_id, payload)
+                    answered = True
+                    self.breaker.succeeded(call)
+                    return result
                 except TelegramRetryAfter as exc:
+                    answered = True
                     self.retry_after_count += 1
                     log.warning("Telegram asked to wait %ss (chat %s)", exc.retry_after, chat_id)
-                    wait: float = exc.retry_after
+                    self.holds.asked(chat_id, exc.retry_after)
+                    self.breaker.abandoned(call)
+                    continue
                 except TelegramForbiddenError as exc:
+                    answered = True
+                    self.breaker.succeeded(call)  # the server works: it refused this chat
                     raise Unreachable(exc.message) from None
                 except TelegramBadRequest as exc:
+                    answered = True
+                    self.breaker.succeeded(call)
                     raise Rejected(exc.message) from None
+                except _Unanswered as exc:
+                    answered = True
+                    self.stats.server_failures += 1
+                    self.stats.unconfirmed += 1
+                    self.breaker.failed(call)
+                    raise Unconfirmed(str(exc), retry_after=self.request_timeout) from None
                 except (TimeoutError, TelegramServerError, TelegramNetworkError) as exc:
+                    answered = True
+                    self.stats.server_failures += 1
+                    self.breaker.failed(call)
+                    if not self.breaker.is_closed:  # the Bot API is down: the message waits, no retry now
+                        self.stats.held += 1
+                        raise Held(f"the Bot API is failing ({type(exc).__name__})", self.breaker.admit_in()) from None
                     failures += 1
                     if failures > self.max_retries:
                         raise TryLater(f"{type(exc).__name__}: {exc}") from None
-                    wait = min(0.25 * 2**failures, 8.0)
-            await asyncio.sleep(wait)
+                    backoff = min(0.25 * 2**failures, 8.0)
+                finally:
+                    if not answered:
+                        self.breaker.abandoned(call)
+            await asyncio.sleep(backoff)
 
     @contextlib.asynccontextmanager
     async def _overall_turn(self, bulk: bool) -> AsyncIterator[None]:
@@ -333,7 +526,7 @@ class TelegramMessenger:
             if item["type"] == "photo"
             else SendDocument(chat_id=chat_id, document=upload, caption=caption or None),
         )
-        return _message_id(await self.bot(method, request_timeout=self.request_timeout))
+        return _message_id(await self.bot(method, request_timeout=int(self.request_timeout)))
 
     async def _post(self, name: str, body: dict[str, Any], method: Callable[[], TelegramMethod[Any]]) -> int | None:
         """Call `name` with a JSON body; the message id of an ok answer, None for an ok answer without one.
@@ -343,7 +536,7 @@ class TelegramMessenger:
         """
         session = self.bot.session
         if not isinstance(session, AiohttpSession):  # another transport: aiogram speaks for us
-            return _message_id(await self.bot(method(), request_timeout=self.request_timeout))
+            return _message_id(await self.bot(method(), request_timeout=int(self.request_timeout)))
         http = await session.create_session()
         url = session.api.api_url(token=self.bot.token, method=name)
         data = json.dumps(body, ensure_ascii=False).encode()
@@ -351,26 +544,34 @@ class TelegramMessenger:
             async with http.post(url, data=data, headers=JSON_BODY, timeout=self._timeout) as response:
                 raw = await response.read()
                 status = response.status
-        except TimeoutError as exc:
-            raise TelegramNetworkError(method=method(), message="Request timeout error") from exc
-        except ClientError as exc:
+        except (ClientConnectorError, ConnectionTimeoutError) as exc:  # never connected: nothing went out
             raise TelegramNetworkError(method=method(), message=f"{type(exc).__name__}: {exc}") from exc
-        if status == 200:
-            try:
-                answer = session.json_loads(raw)
-            except ValueError:
-                answer = None
-            if isinstance(answer, dict) and answer.get("ok") is True:
-                result = answer.get("result")
-                if isinstance(result, list) and result:  # an album: its first message stands for it
-                    result = result[0]
-                if isinstance(result, dict) and type(result.get("message_id")) is int:
-                    return int(result["message_id"])
-                if result is True and name == "editMessageText":
-                    return None
+        except (TimeoutError, ClientError) as exc:
+            # Sent, or perhaps sent: Telegram may have carried it out.
+            raise _Unanswered(f"{name}: no answer ({type(exc).__name__})") from exc
+        try:
+            answer = session.json_loads(raw)
+        except ValueError:
+            if status == 200:
+                raise _Unanswered(f"{name}: an unreadable answer") from None
+            # A proxy's error page, not Telegram's answer: the server side failed.
+            raise TelegramServerError(method=method(), message=f"HTTP {status}, not a Bot API answer") from None
+        if status == 200 and isinstance(answer, dict) and answer.get("ok") is True:
+            result = answer.get("result")
+            if isinstance(result, list) and result:  # an album: its first message stands for it
+                result = result[0]
+            if isinstance(result, dict) and type(result.get("message_id")) is int:
+                return int(result["message_id"])
+            if result is True and name == "editMessageText":
+                return None
         # A refusal, or an answer we do not recognise: aiogram reads it and raises what it would raise.
         text = raw.decode("utf-8", "replace")
-        return _message_id(session.check_response(self.bot, method(), status, text).result)
+        try:
+            return _message_id(session.check_response(self.bot, method(), status, text).result)
+        except ClientDecodeError:
+            if status == 200:  # "ok", but not in a shape we can read: it may well have been sent
+                raise _Unanswered(f"{name}: an answer of an unknown shape") from None
+            raise TelegramServerError(method=method(), message=f"HTTP {status}, not a Bot API answer") from None
 
 
 class BulkSends:

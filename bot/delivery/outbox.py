@@ -19,15 +19,17 @@ import logging
 import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.orm import aliased
 
 from bot.clock import Clock
 from bot.delivery.outcome import Outcome
-from bot.delivery.port import Messenger, Rejected, TryLater, Unreachable
+from bot.delivery.port import Held, Messenger, Rejected, TryLater, Unconfirmed, Unreachable
 from bot.domain.privacy import scrub_payload
 from bot.storage.group_commit import GroupCommit
 from bot.storage.models import OutboxMessage
@@ -39,6 +41,47 @@ UnreachableHook = Callable[[OutboxMessage], Awaitable[None]]
 # (answerCallbackQuery).
 AnswerButton = Callable[..., Awaitable[object]]
 MAX_ATTEMPTS = 8
+
+
+@dataclass
+class DeliveryStats:
+    """What this outbox's sends met since it started."""
+
+    sent: int = 0
+    ambiguous: int = 0  # sends whose outcome was unknown: each may be repeated by the next send
+    held: int = 0  # messages put off without a call (the Bot API failing, or a long 429 wait)
+    retried: int = 0  # messages put off after a failed call
+
+
+@dataclass(frozen=True)
+class DeliveryTally:
+    """The outbox as an operator reads it: what waits, what went, what failed, what may have gone twice."""
+
+    pending: int
+    sent: int
+    failed: int
+    ambiguous_sends: int  # sends whose outcome was unknown, all rows
+    ambiguous_messages: int  # rows with at least one such send
+
+
+async def tally(sessions: async_sessionmaker[AsyncSession]) -> DeliveryTally:
+    async with sessions() as session:
+        rows = await session.execute(
+            select(
+                OutboxMessage.status,
+                func.count(),
+                func.coalesce(func.sum(OutboxMessage.ambiguous), 0),
+                func.count().filter(OutboxMessage.ambiguous > 0),
+            ).group_by(OutboxMessage.status)
+        )
+        by_status = {status: (n, ambiguous, rows_ambiguous) for status, n, ambiguous, rows_ambiguous in rows}
+    return DeliveryTally(
+        pending=by_status.get("pending", (0, 0, 0))[0],
+        sent=by_status.get("sent", (0, 0, 0))[0],
+        failed=by_status.get("failed", (0, 0, 0))[0],
+        ambiguous_sends=sum(int(v[1]) for v in by_status.values()),
+        ambiguous_messages=sum(int(v[2]) for v in by_status.values()),
+    )
 
 
 class Outbox:
@@ -59,6 +102,7 @@ class Outbox:
         self._claims = itertools.count(1)
         self.on_unreachable: list[UnreachableHook] = []
         self.records = GroupCommit(sessions)
+        self.stats = DeliveryStats()
         # One queue per chat with replies to send; a queue and its task go once the chat's replies have.
         self._lanes: dict[int, deque[OutboxMessage]] = {}
         self._lane_tasks: dict[int, asyncio.Task[None]] = {}
@@ -83,10 +127,23 @@ class Outbox:
         the delivery job) never both send a row.
         """
         now = self.clock.now()
+        # A message put off (a failure, a 429, the breaker) holds back the later ones of its chat.
+        earlier = aliased(OutboxMessage)
+        put_off_before = (
+            select(earlier.id)
+            .where(
+                earlier.status == "pending",
+                earlier.id < OutboxMessage.id,
+                earlier.chat_id == OutboxMessage.chat_id,
+                earlier.not_before > now,
+            )
+            .exists()
+        )
         due = and_(
             OutboxMessage.status == "pending",
             or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until < now),
             or_(OutboxMessage.not_before.is_(None), OutboxMessage.not_before <= now),
+            ~put_off_before,
         )
         if ids is not None:
             # Named rows may also be replies this process's updates wrote and have not sent yet.
@@ -252,6 +309,17 @@ class Outbox:
             log.error("outbox %s rejected by Telegram: %s", message.id, exc)
             await self._finish(message, "failed", error=f"rejected: {exc}"[:200])
             return True
+        except Held as exc:
+            # Not tried: only the wait counts, not an attempt.
+            self.stats.held += 1
+            await self._set(message, not_before=self.clock.now() + timedelta(seconds=exc.retry_after))
+            return False
+        except Unconfirmed as exc:
+            # It may have reached the chat: the next send may repeat it. Counted, and not at once.
+            self.stats.ambiguous += 1
+            log.warning("outbox %s: %s; it will be sent again and may show twice", message.id, exc)
+            await self._retry_later(message, exc.retry_after, str(exc), ambiguous=True)
+            return False
         except TryLater as exc:
             await self._retry_later(message, exc.retry_after, str(exc))
             return False
@@ -259,6 +327,7 @@ class Outbox:
             log.exception("outbox %s failed unexpectedly", message.id)
             await self._retry_later(message, 30.0, repr(exc))
             return False
+        self.stats.sent += 1
         await self._finish(message, "sent", message_id=message_id)
         return True
 
@@ -291,7 +360,8 @@ class Outbox:
             **({"payload": scrubbed} if scrubbed is not None else {}),
         )
 
-    async def _retry_later(self, message: OutboxMessage, seconds: float, error: str) -> None:
+    async def _retry_later(self, message: OutboxMessage, seconds: float, error: str, ambiguous: bool = False) -> None:
+        self.stats.retried += 1
         attempts = message.attempts + 1
         delay = timedelta(seconds=max(seconds, 2 ** min(attempts, 8)))
         await self._set(
@@ -300,6 +370,7 @@ class Outbox:
             attempts=attempts,
             not_before=self.clock.now() + delay,
             error=error[:200],
+            **({"ambiguous": OutboxMessage.ambiguous + 1} if ambiguous else {}),
         )
 
     async def _release(self, message: OutboxMessage) -> None:

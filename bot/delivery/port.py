@@ -31,6 +31,20 @@ class TryLater(DeliveryError):
         self.retry_after = retry_after
 
 
+class Held(TryLater):
+    """Not sent, not even tried: the Bot API is failing (the breaker is open) or asked us to wait (429).
+
+    Not an attempt at the message: only the wait counts.
+    """
+
+
+class Unconfirmed(TryLater):
+    """The request went out but no readable answer came back (a time-out, a garbled answer).
+
+    Telegram may have delivered it: sending it again may repeat it, so the repeat is counted.
+    """
+
+
 class Messenger(Protocol):
     async def send(self, chat_id: int, payload: Payload) -> int | None:
         """Send (or edit, with `edit_message_id`) and return the message id."""

@@ -23,7 +23,7 @@ from sqlalchemy import Table, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from bot.clock import Clock
-from bot.delivery.port import Messenger, Rejected, TryLater, Unreachable
+from bot.delivery.port import Messenger, Rejected, TryLater, Unconfirmed, Unreachable
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, reminder_at
 from bot.i18n import Translator
@@ -84,6 +84,7 @@ class Claimed:
 class DispatcherStats:
     sent: int = 0
     duplicates: int = 0
+    ambiguous: int = 0  # sends whose outcome was unknown: the survey may show twice
 
 
 class FollowUpDispatcher:
@@ -254,6 +255,9 @@ class FollowUpDispatcher:
                 claimed.id, "rejected", owner=claimed.lease_owner, detail=telegram_reason(str(exc))
             )
         except TryLater as exc:
+            if isinstance(exc, Unconfirmed):
+                self.stats.ambiguous += 1
+                log.warning("follow-up %s: %s; it will be sent again and may show twice", claimed.id, exc)
             await self._release(claimed, exc.retry_after)
             return "retry"
         now = self.clock.now()

@@ -283,6 +283,9 @@ class OutboxMessage(Base):
     ticket_id: Mapped[int | None] = mapped_column(Id)  # the case a case message or a staff prompt is about
     status: Mapped[str] = mapped_column(String(10), default="pending")  # pending | sent | failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # Sends whose outcome was unknown (no readable answer after the request went out): each may
+    # have reached the chat, so the send that followed may have repeated the message.
+    ambiguous: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     not_before: Mapped[datetime | None] = mapped_column(Timestamp)
     lease_until: Mapped[datetime | None] = mapped_column(Timestamp)
     lease_owner: Mapped[str | None] = mapped_column(String(40))  # the claim that holds the lease

@@ -12,7 +12,8 @@ Tests play the people (``user_sends_text``, ``user_presses``, ``group_member_sen
 queue real Update JSON for ``getUpdates`` (a true long poll) or POST it to the webhook; they read
 what the bot did through ``sent``, ``calls``, ``callback_answers`` and wait with ``wait_for`` /
 ``wait_for_messages``. Reliability tests and benchmarks switch on faults (``fail_next``,
-``fail_rate``, ``delay_next``) and Telegram's flood limits (``set_rate_limit``).
+``fail_rate``, ``fail_for``, ``delay_next``, ``delay_rate``, ``garble_next``, ``garble_rate``) and Telegram's
+flood limits (``set_rate_limit``).
 
 Where the fake knowingly differs from Telegram:
 - webhooks may use plain http, but only to 127.0.0.1/localhost (Telegram requires https);

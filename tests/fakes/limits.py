@@ -1,5 +1,7 @@
 """Telegram's flood limits (429 with retry_after) and the faults tests inject: failures of a method, now
-(fail_next) or at random (fail_rate), and delays that make clients time out (delay_next)."""
+(fail_next), at random (fail_rate) or for a while (fail_for, an outage); delays that make clients time
+out (delay_next, delay_rate); and answers garbled after the call was carried out (garble_next,
+garble_rate)."""
 
 from __future__ import annotations
 
@@ -50,6 +52,11 @@ class Limits(FakeCore):
         self._faults: dict[str, deque[_Fault]] = {}
         self._fault_rates: dict[str, _FaultRate] = {}
         self._delays: dict[str, deque[_Delay]] = {}
+        self._delay_rates: dict[str, tuple[float, _Delay, random.Random]] = {}
+        self._outages: dict[str, tuple[float, int, int]] = {}  # method or "*": (until, status, retry_after)
+        self._garbles: dict[str, int] = {}
+        self._garble_rates: dict[str, tuple[float, random.Random]] = {}
+        self.garbled = 0  # answers garbled on purpose, each after the call was carried out
         self._global_limit: int | None = None
         self._per_chat_limits = False
         self._send_times: deque[float] = deque()
@@ -91,10 +98,42 @@ class Limits(FakeCore):
         """
         self._delays.setdefault(method.lower(), deque()).extend(_Delay(seconds, after_processing) for _ in range(count))
 
+    def delay_rate(
+        self, method: str, probability: float, seconds: float, *, after_processing: bool = False, seed: int = 0
+    ) -> None:
+        """Each call of `method` is held as by delay_next with this probability (seeded). 0 stops it."""
+        if probability <= 0:
+            self._delay_rates.pop(method.lower(), None)
+            return
+        self._delay_rates[method.lower()] = (probability, _Delay(seconds, after_processing), random.Random(seed))
+
+    def fail_for(self, method: str, seconds: float, status: int = 500, retry_after: int = 1) -> None:
+        """Every call of `method` ("*": of every method) fails with `status` for the next `seconds`, without
+        being carried out: an outage. Counted as any failure (`count_5xx`, `count_429`, `calls`)."""
+        self._outages[method.lower()] = (time.monotonic() + seconds, status, retry_after)
+
+    def garble_next(self, method: str, count: int = 1) -> None:
+        """Carry out the next `count` calls of `method`, then answer with a body cut off mid-JSON (status
+        200), as a broken proxy or a dropped connection would: the message is sent, the client cannot
+        read so."""
+        key = method.lower()
+        self._garbles[key] = self._garbles.get(key, 0) + count
+
+    def garble_rate(self, method: str, probability: float, seed: int = 0) -> None:
+        """Each call of `method` is garbled as by garble_next with this probability (seeded). 0 stops it."""
+        if probability <= 0:
+            self._garble_rates.pop(method.lower(), None)
+            return
+        self._garble_rates[method.lower()] = (probability, random.Random(seed))
+
     def clear_faults(self) -> None:
         self._faults.clear()
         self._fault_rates.clear()
         self._delays.clear()
+        self._delay_rates.clear()
+        self._outages.clear()
+        self._garbles.clear()
+        self._garble_rates.clear()
 
     def set_rate_limit(self, per_second: int | None = None, per_chat: bool = False) -> None:
         """Telegram's flood limits: at most `per_second` successful sends in any one-second window (None: no
@@ -105,6 +144,13 @@ class Limits(FakeCore):
         self._chat_send_times.clear()
 
     def _injected_fault(self, key: str) -> BotAPIError | None:
+        for name in (key, "*"):
+            outage = self._outages.get(name)
+            if outage is not None:
+                until, status, retry_after = outage
+                if time.monotonic() < until:
+                    return status_error(status, retry_after, None)
+                del self._outages[name]
         queue = self._faults.get(key)
         if queue:
             fault = queue[0]
@@ -143,7 +189,25 @@ class Limits(FakeCore):
 
     def _next_delay(self, method: str) -> _Delay | None:
         queue = self._delays.get(method.lower())
-        return queue.popleft() if queue else None
+        if queue:
+            return queue.popleft()
+        rate = self._delay_rates.get(method.lower())
+        if rate is not None and rate[2].random() < rate[0]:
+            return rate[1]
+        return None
+
+    def _garble(self, method: str) -> bool:
+        """Whether this call's answer is to be garbled (it was carried out)."""
+        key = method.lower()
+        left = self._garbles.get(key, 0)
+        if left:
+            self._garbles[key] = left - 1
+        else:
+            rate = self._garble_rates.get(key)
+            if rate is None or rate[1].random() >= rate[0]:
+                return False
+        self.garbled += 1
+        return True
 
     async def _hold_or_drop(self, request: web.Request, method: str, params: Params, seconds: float) -> bool:
         """Hold a call; False if its client gave up meanwhile. Such a call, like a request lost on the way,

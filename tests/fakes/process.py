@@ -25,6 +25,9 @@ from tests.fakes.server import FakeBotAPI
 from tests.fakes.wire import JSON
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+FAULTS = frozenset(
+    {"fail_next", "fail_rate", "fail_for", "delay_next", "delay_rate", "garble_next", "garble_rate", "clear_faults"}
+)
 
 
 class ServerProcess:
@@ -87,6 +90,11 @@ class ServerProcess:
     async def set_rate_limit(self, per_second: int | None = None, per_chat: bool = False) -> None:
         await self._control("rate_limit", {"per_second": per_second, "per_chat": per_chat})
 
+    async def fault(self, name: str, **options: Any) -> None:
+        """Switch on one of the fake's injected faults (`fail_for`, `fail_rate`, `delay_rate`, `garble_rate`...)
+        with these keyword arguments, as FakeBotAPI.<name>(**options) would."""
+        await self._control("fault", {"name": name, "options": options})
+
     async def user_sends_text(self, user_id: int, text: str) -> JSON:
         answer: JSON = await self._control("user_sends_text", {"user_id": user_id, "text": text})
         return answer
@@ -116,6 +124,13 @@ def control_app(api: FakeBotAPI) -> web.Application:
         api.set_rate_limit(None if per_second is None else int(per_second), bool(body.get("per_chat")))
         return web.json_response({})
 
+    async def fault(request: web.Request) -> web.Response:
+        body = await request.json()
+        if body["name"] not in FAULTS:
+            return web.json_response({"error": f"no fault {body['name']!r}"}, status=400)
+        getattr(api, body["name"])(**body["options"])
+        return web.json_response({})
+
     async def user_sends_text(request: web.Request) -> web.Response:
         body = await request.json()
         return web.json_response(api.user_sends_text(int(body["user_id"]), str(body["text"])))
@@ -133,6 +148,7 @@ def control_app(api: FakeBotAPI) -> web.Application:
                 "rate_limited": api.rate_limited,
                 "count_5xx": api.count_5xx,
                 "dropped": api.dropped,
+                "garbled": api.garbled,
                 "method_counts": dict(api.method_counts),
                 "poll_waiting": api.poll_waiting,
                 "cpu_s": time.process_time(),
@@ -142,6 +158,7 @@ def control_app(api: FakeBotAPI) -> web.Application:
     app = web.Application()
     app.router.add_post("/users", users)
     app.router.add_post("/rate_limit", rate_limit)
+    app.router.add_post("/fault", fault)
     app.router.add_post("/user_sends_text", user_sends_text)
     app.router.add_post("/stats", stats)
     return app

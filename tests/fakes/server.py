@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
 from collections.abc import Callable
 
@@ -132,6 +133,9 @@ class FakeBotAPI(UpdateFactories, Webhook, Observing):
         status, body = await self._execute(entry, params)
         if after:
             await self._pause(after)
+        if status == 200 and self._garble(method):
+            whole = json.dumps(body, ensure_ascii=False)
+            return web.Response(status=200, text=whole[: len(whole) // 2], content_type="application/json")
         return json_response(status, body)
 
     async def _not_found(self, _: web.Request) -> web.Response:
