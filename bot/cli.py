@@ -132,12 +132,14 @@ def run() -> None:
     """Run the bot: Telegram when BOT_TOKEN is set, else the terminal chat."""
     settings = _settings()
     _ready(settings)
-    from bot.app import run_telegram, run_terminal
-
     if settings.bot_token is None:
+        from bot.app import run_terminal
+
         typer.echo(_t(settings)("terminal.no_token"), err=True)
         _run(settings, run_terminal(settings))
         return
+    from bot.telegram_app import run_telegram  # aiogram is imported here and only here
+
     _run(settings, run_telegram(settings))
 
 
