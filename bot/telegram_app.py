@@ -53,7 +53,9 @@ def make_bot(settings: Settings) -> Bot:
 
 
 def make_dispatcher(core: Core) -> Dispatcher:
-    dispatcher = Dispatcher()
+    # No FSM: conversation state lives in SQL. aiogram's default in-memory FSM storage would keep a record
+    # for every user who ever wrote (its middleware reads the state of each update's user).
+    dispatcher = Dispatcher(disable_fsm=True)
     dispatcher["service"] = core.service
     dispatcher["outbox"] = core.outbox
     dispatcher["default_locale"] = core.settings.default_locale
