@@ -139,10 +139,35 @@ def in_progress_state(i: int) -> dict[str, Any]:
 
 async def bot_process(url: str, chats: int) -> dict[str, Any]:
     """`posbot run`'s wiring on `url`, with a Bot API session that needs no network; `chats` chats each send
-    their serial. Prints RSS before and after."""
+    their serial. RSS before and after."""
+    core, bot, dispatcher, messenger = await wire(url)
+    gc.collect()
+    start = rss_mb()
+    started = time.perf_counter()
+    await feed(dispatcher, bot, 0, chats)
+    elapsed = time.perf_counter() - started
+    await core.outbox.deliver()
+    gc.collect()
+    after = rss_mb()
+    answered = await _answered(core, chats)
+    result = {
+        "start_mb": start,
+        "rss_mb": after,
+        "elapsed_s": round(elapsed, 1),
+        "answered": answered,
+        "user_locks": len(core.service._user_locks),
+        "chat_limiters": len(messenger.chats),
+    }
+    await core.close()
+    return result
+
+
+async def wire(url: str) -> tuple[Any, Any, Any, Any]:
+    """The core, a bot whose session needs no network, the dispatcher and the messenger, as `posbot run`
+    wires them."""
     from aiogram import Bot
     from aiogram.client.session.base import BaseSession
-    from aiogram.types import Chat, Message, Update, User
+    from aiogram.types import Chat, Message
 
     from bot.app import build_core
     from bot.channels.telegram import TelegramMessenger
@@ -176,9 +201,12 @@ async def bot_process(url: str, chats: int) -> dict[str, Any]:
     # Sends are paced at a rate no test of memory needs to wait for.
     messenger = TelegramMessenger(bot, per_second=100_000)
     core = await build_core(settings, messenger)
-    dispatcher = make_dispatcher(core)
-    gc.collect()
-    start = rss_mb()
+    return core, bot, make_dispatcher(core), messenger
+
+
+async def feed(dispatcher: Any, bot: Any, first: int, count: int) -> None:
+    """Chats first .. first + count - 1 each send their terminal's serial, BURST at a time."""
+    from aiogram.types import Chat, Message, Update, User
 
     async def one(i: int) -> None:
         user = User(id=FIRST_USER + i, is_bot=False, first_name=f"m{i}", language_code="en")
@@ -191,24 +219,8 @@ async def bot_process(url: str, chats: int) -> dict[str, Any]:
         )
         await dispatcher.feed_update(bot, Update(update_id=1_000_000 + i, message=message))
 
-    started = time.perf_counter()
-    for first in range(0, chats, BURST):
-        await asyncio.gather(*(one(i) for i in range(first, min(first + BURST, chats))))
-    elapsed = time.perf_counter() - started
-    await core.outbox.deliver()
-    gc.collect()
-    after = rss_mb()
-    answered = await _answered(core, chats)
-    result = {
-        "start_mb": start,
-        "rss_mb": after,
-        "elapsed_s": round(elapsed, 1),
-        "answered": answered,
-        "user_locks": len(core.service._user_locks),
-        "chat_limiters": len(messenger.chats),
-    }
-    await core.close()
-    return result
+    for start in range(first, first + count, BURST):
+        await asyncio.gather(*(one(i) for i in range(start, min(start + BURST, first + count))))
 
 
 async def _answered(core: Any, chats: int) -> int:

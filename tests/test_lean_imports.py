@@ -82,3 +82,16 @@ def test_no_command_but_run_imports_aiogram_to_show_its_help(tmp_path: Path) -> 
 def test_help_imports_neither_the_database_nor_the_scheduler(tmp_path: Path) -> None:
     modules = imported_by(tmp_path, "--help")
     assert not modules & {"aiogram", "sqlalchemy", "alembic", "apscheduler", "aiosqlite", "asyncpg"}
+
+
+def test_a_second_start_on_a_database_at_the_latest_migration_does_not_load_alembic(tmp_path: Path) -> None:
+    assert "alembic" in imported_by(tmp_path, "chat", stdin="/help\n")  # the first start migrates
+    assert "alembic" not in imported_by(tmp_path, "chat", stdin="/help\n")
+
+
+def test_the_latest_migration_read_from_the_files_is_alembics_head() -> None:
+    from alembic.script import ScriptDirectory
+
+    from bot.storage.db import alembic_config, head_revision
+
+    assert head_revision() == ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
