@@ -1,0 +1,98 @@
+"""Start-up: from `posbot run` (a child process: token set, the Bot API a fake server in a process of its own,
+a fresh SQLite file) to its first long poll (`getUpdates`) parked at the server, beside a bare aiogram echo
+bot started the same way in the same run; and the wall time of `posbot --help`.
+
+Each start is measured `--repeat` times, the two bots alternating, and the median kept: a shared machine
+moves single starts by a second. `restart_seconds` is `posbot run` again on the database its first start
+left (the usual start: no migration to run). `overhead_s` is `seconds - echo_seconds`: what the bot's own
+start-up costs beyond aiogram's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from subprocess import DEVNULL
+from typing import Any
+
+from tests.fakes.process import ServerProcess
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN = "4242:BENCH"
+PATIENCE_S = 120
+
+
+async def first_poll(command: list[str], env: dict[str, str], log: Path) -> float:
+    """Seconds from starting `command` to its first getUpdates parked at a fresh fake server."""
+    async with ServerProcess(TOKEN) as api:
+        child_env = {k: v for k, v in os.environ.items() if k not in ("STAFF_CHAT_ID", "WEBHOOK_URL")}
+        child_env.update(env, BOT_TOKEN=TOKEN, TELEGRAM_API_BASE=api.base_url, LOG_LEVEL="WARNING")
+        with log.open("wb") as stderr:
+            started = time.perf_counter()
+            process = await asyncio.create_subprocess_exec(
+                *command, cwd=ROOT, env=child_env, stdin=DEVNULL, stdout=DEVNULL, stderr=stderr
+            )
+            try:
+                while not (await api.stats())["poll_waiting"]:
+                    if process.returncode is not None:
+                        raise RuntimeError(f"{command} ended before polling:\n{log.read_text()[-2000:]}")  # noqa: ASYNC240
+                    if time.perf_counter() - started > PATIENCE_S:
+                        raise RuntimeError(f"{command} did not poll within {PATIENCE_S} s")
+                    await asyncio.sleep(0.01)
+                return time.perf_counter() - started
+            finally:
+                if process.returncode is None:
+                    process.terminate()
+                try:
+                    await asyncio.wait_for(process.wait(), 15)
+                except TimeoutError:
+                    process.kill()
+                    await process.wait()
+
+
+def help_wall() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "bot", "--help"], cwd=ROOT, check=True, capture_output=True)
+    return time.perf_counter() - started
+
+
+async def run(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks startup")
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    posbot = [sys.executable, "-m", "bot", "run"]
+    echo = [sys.executable, "-m", "benchmarks.echo_bot"]
+    ours: list[float] = []
+    again: list[float] = []
+    theirs: list[float] = []
+    helps: list[float] = []
+    with tempfile.TemporaryDirectory() as folder:
+        for i in range(args.repeat):
+            url = f"sqlite+aiosqlite:///{Path(folder) / f'start{i}.sqlite3'}"
+            log = Path(folder) / "stderr.log"
+            theirs.append(await first_poll(echo, {}, log))
+            ours.append(await first_poll(posbot, {"DATABASE_URL": url}, log))
+            again.append(await first_poll(posbot, {"DATABASE_URL": url}, log))
+            helps.append(help_wall())
+            print(
+                f"run {i + 1}: posbot {ours[-1]:.2f} s (again {again[-1]:.2f} s), echo {theirs[-1]:.2f} s, "
+                f"--help {helps[-1]:.2f} s",
+                file=sys.stderr,
+            )
+    seconds, echo_seconds = statistics.median(ours), statistics.median(theirs)
+    return {
+        "bench": "startup",
+        "seconds": round(seconds, 2),
+        "echo_seconds": round(echo_seconds, 2),
+        "overhead_s": round(seconds - echo_seconds, 2),
+        "help_seconds": round(statistics.median(helps), 2),
+        "restart_seconds": round(statistics.median(again), 2),
+        "restart_overhead_s": round(statistics.median(again) - echo_seconds, 2),
+    }
