@@ -7,15 +7,17 @@ import logging
 import re
 import sys
 from collections.abc import Coroutine
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from bot.config import Settings, SettingsError, StartupError, load_settings
-from bot.dialogs.loader import FormError
-from bot.domain.followup_policy import FollowUpPolicy, PolicyError, load_policy
 from bot.domain.privacy import mask_phone
-from bot.i18n import Translator
+
+# Imported where used, so that `posbot --help` loads neither pydantic's settings nor the forms.
+if TYPE_CHECKING:
+    from bot.config import Settings, StartupError
+    from bot.domain.followup_policy import FollowUpPolicy, PolicyError
+    from bot.i18n import Translator
 
 app = typer.Typer(help="posbot: after-care for POS terminal merchants, in Telegram.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -69,6 +71,8 @@ def configure_logging(settings: Settings) -> None:
 
 
 def _settings() -> Settings:
+    from bot.config import SettingsError, load_settings
+
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -80,11 +84,16 @@ def _settings() -> Settings:
 
 def _t(settings: Settings) -> Translator:
     """Operators read the CLI in the deployment's language."""
+    from bot.i18n import Translator
+
     return Translator(settings.default_locale)
 
 
 def _stop(settings: Settings, exc: StartupError | PolicyError) -> NoReturn:
     """One line naming the setting and what to do, instead of a traceback."""
+    from bot.config import StartupError
+    from bot.domain.followup_policy import PolicyError
+
     if isinstance(exc, PolicyError):
         exc = StartupError("startup.policy", exit_code=2, reason=exc)
     typer.echo("posbot: " + _t(settings)(exc.key, **exc.params), err=True)
@@ -92,6 +101,8 @@ def _stop(settings: Settings, exc: StartupError | PolicyError) -> NoReturn:
 
 
 def _policy(settings: Settings) -> FollowUpPolicy:
+    from bot.domain.followup_policy import PolicyError, load_policy
+
     try:
         return load_policy(settings.followup_policy)
     except PolicyError as exc:
@@ -100,6 +111,7 @@ def _policy(settings: Settings) -> FollowUpPolicy:
 
 def _database_ready(settings: Settings) -> None:
     """Before anything is imported or migrated: the database can be opened."""
+    from bot.config import StartupError
     from bot.storage.db import check_connection
 
     try:
@@ -116,6 +128,10 @@ def _ready(settings: Settings) -> None:
 
 
 def _run(settings: Settings, coro: Coroutine[Any, Any, None]) -> None:
+    from bot.config import StartupError
+    from bot.dialogs.loader import FormError
+    from bot.domain.followup_policy import PolicyError
+
     try:
         asyncio.run(coro)
     except FormError as exc:
@@ -218,7 +234,7 @@ def merchants_add(
 def forms(graph: Annotated[bool, typer.Option(help="Print each form as a Mermaid state diagram")] = False) -> None:
     """Check the form files; with --graph, draw them."""
     from bot.dialogs.graph import mermaid
-    from bot.dialogs.loader import load_forms
+    from bot.dialogs.loader import FormError, load_forms
 
     try:
         registry = load_forms()
