@@ -10,6 +10,7 @@ import asyncio
 import logging
 import secrets
 from contextlib import AsyncExitStack
+from typing import Any
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -93,8 +94,10 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
         scheduler = build_scheduler(core)
         scheduler.start()
         cleanup.callback(scheduler.shutdown, wait=False)
-        await set_commands(bot)
-        await core.outbox.deliver()  # whatever an earlier run decided to say and did not
+        # Neither the command menu nor what an earlier run decided to say and did not holds up the first
+        # poll: both go out alongside it.
+        aside = [asyncio.create_task(set_commands(bot)), asyncio.create_task(core.outbox.deliver())]
+        cleanup.push_async_callback(_finish, aside)
         if settings.webhook_url:
             await _serve_webhook(settings, bot, dispatcher)
         else:
@@ -105,6 +108,14 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
                 allowed_updates=dispatcher.resolve_used_update_types(),
                 handle_signals=True,
             )
+
+
+async def _finish(tasks: list[asyncio.Task[Any]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+        if isinstance(outcome, Exception):
+            log.warning("a start-up task failed: %s", type(outcome).__name__)
 
 
 async def _serve_webhook(settings: Settings, bot: Bot, dispatcher: Dispatcher) -> None:
@@ -163,7 +174,7 @@ async def confirm_bot(bot: Bot, settings: Settings) -> User:
     """getMe, or a StartupError that says whether the token, the address or the server is at fault."""
     api = settings.telegram_api_base or "https://api.telegram.org"
     try:
-        return await bot.get_me()
+        return await bot.me()  # kept: polling asks for it again
     except (TelegramUnauthorizedError, TelegramNotFound) as exc:
         raise StartupError("startup.token_refused", reason=api_reason(exc, bot.token)) from None
     except TelegramNetworkError as exc:
