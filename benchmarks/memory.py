@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
-import itertools
 import json
 import subprocess
 import sys
@@ -168,35 +167,12 @@ async def wire(url: str) -> tuple[Any, Any, Any, Any]:
     """The core, a bot whose session needs no network, the dispatcher and the messenger, as `posbot run`
     wires them."""
     from aiogram import Bot
-    from aiogram.client.session.base import BaseSession
-    from aiogram.types import Chat, Message
 
     from bot.app import build_core
     from bot.channels.telegram import TelegramMessenger
     from bot.config import Settings
     from bot.telegram_app import make_dispatcher
-
-    class OfflineSession(BaseSession):
-        """Answers every call as the Bot API would for a message sent, without leaving the process."""
-
-        ids = itertools.count(1)
-
-        async def make_request(self, bot: Bot, method: Any, timeout: int | None = None) -> Any:  # noqa: ASYNC109
-            if method.__returning__ is bool:
-                return True
-            chat_id = int(getattr(method, "chat_id", 0) or 0)
-            return Message(
-                message_id=next(self.ids),
-                date=datetime.now(UTC),
-                chat=Chat(id=chat_id, type="private" if chat_id > 0 else "supergroup"),
-                text=getattr(method, "text", None),
-            )
-
-        async def stream_content(self, *args: Any, **kwargs: Any) -> Any:
-            raise NotImplementedError
-
-        async def close(self) -> None:
-            pass
+    from tests.fakes.offline import OfflineSession
 
     settings = Settings(database_url=url, bot_token=TOKEN, staff_chat_id=-100500, _env_file=None)  # type: ignore[call-arg,arg-type]
     bot = Bot(TOKEN, session=OfflineSession())

@@ -175,7 +175,7 @@ class TelegramMessenger:
         # window does.
         self.overall = AsyncLimiter(2, 2 / per_second)
         self.window = SendWindow(max(1, int(per_second)))
-        self.chats = chats or ChatLimiters()
+        self.chats = chats if chats is not None else ChatLimiters()  # an empty one is falsy (it has a length)
         self.max_retries = max_retries
         self.request_timeout = request_timeout
         self.retry_after_count = 0
