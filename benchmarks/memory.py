@@ -29,7 +29,6 @@ ROOT = Path(__file__).resolve().parent.parent
 TOKEN = "4242:BENCH"
 FIRST_USER = 10_000_000
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # a Tuesday, 10:00 in Shanghai
-BURST = 200  # chats whose messages are in flight at once
 
 
 def rss_mb() -> float:
@@ -183,22 +182,27 @@ async def wire(url: str) -> tuple[Any, Any, Any, Any]:
 
 
 async def feed(dispatcher: Any, bot: Any, first: int, count: int) -> None:
-    """Chats first .. first + count - 1 each send their terminal's serial, BURST at a time."""
+    """Chats first .. first + count - 1 each send their terminal's serial, as many at once as polling lets
+    the dispatcher handle (`UPDATES_IN_FLIGHT`)."""
     from aiogram.types import Chat, Message, Update, User
 
-    async def one(i: int) -> None:
-        user = User(id=FIRST_USER + i, is_bot=False, first_name=f"m{i}", language_code="en")
-        message = Message(
-            message_id=2,
-            date=datetime.now(UTC),
-            chat=Chat(id=FIRST_USER + i, type="private"),
-            from_user=user,
-            text=serial(i),
-        )
-        await dispatcher.feed_update(bot, Update(update_id=1_000_000 + i, message=message))
+    from bot.telegram_app import UPDATES_IN_FLIGHT
 
-    for start in range(first, first + count, BURST):
-        await asyncio.gather(*(one(i) for i in range(start, min(start + BURST, first + count))))
+    chats = iter(range(first, first + count))
+
+    async def worker() -> None:
+        for i in chats:
+            user = User(id=FIRST_USER + i, is_bot=False, first_name=f"m{i}", language_code="en")
+            message = Message(
+                message_id=2,
+                date=datetime.now(UTC),
+                chat=Chat(id=FIRST_USER + i, type="private"),
+                from_user=user,
+                text=serial(i),
+            )
+            await dispatcher.feed_update(bot, Update(update_id=1_000_000 + i, message=message))
+
+    await asyncio.gather(*(worker() for _ in range(UPDATES_IN_FLIGHT)))
 
 
 async def _answered(core: Any, chats: int) -> int:

@@ -39,6 +39,10 @@ log = logging.getLogger("posbot")
 MERCHANT_MENU = ("repair", "complaint", "status", "cancel", "language", "help")
 # A fake or self-hosted Bot API answers fast; the real one long-polls up to this many seconds.
 POLLING_TIMEOUT = 10
+# Updates handled at once: one per connection the database pool gives (5, and 10 more under load). More would
+# only queue for a connection (and fail after the pool's 30 s wait) while each holds its objects in memory;
+# the rest wait at Telegram.
+UPDATES_IN_FLIGHT = 15
 
 
 def make_bot(settings: Settings) -> Bot:
@@ -105,6 +109,7 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
             await dispatcher.start_polling(
                 bot,
                 polling_timeout=POLLING_TIMEOUT,
+                tasks_concurrency_limit=UPDATES_IN_FLIGHT,
                 allowed_updates=dispatcher.resolve_used_update_types(),
                 handle_signals=True,
             )
