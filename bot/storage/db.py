@@ -134,7 +134,7 @@ def head_revision() -> str | None:
     revisions: set[str] = set()
     followed: set[str] = set()
     for path in (MIGRATIONS_DIR / "versions").glob("*.py"):
-        found = dict(m.groups() for m in _REVISION.finditer(path.read_text(encoding="utf-8")))
+        found = {m[1]: m[2] for m in _REVISION.finditer(path.read_text(encoding="utf-8"))}
         revision, down = found.get("revision", ""), found.get("down_revision", "")
         if not re.fullmatch(r"['\"][\w-]+['\"]", revision) or not re.fullmatch(r"None|['\"][\w-]+['\"]", down):
             return None

@@ -31,7 +31,7 @@ class OfflineSession(BaseSession):
             text=getattr(method, "text", None),
         )
 
-    async def stream_content(self, *args: Any, **kwargs: Any) -> Any:
+    async def stream_content(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
         raise NotImplementedError("no files offline")
 
     async def close(self) -> None:
