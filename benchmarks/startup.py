@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -65,10 +66,14 @@ async def first_poll(command: list[str], env: dict[str, str], log: Path) -> tupl
                     await process.wait()
 
 
-def help_wall() -> float:
+def help_wall() -> tuple[float, float]:
+    """`posbot --help`: wall seconds, and the CPU seconds of the child."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run([sys.executable, "-m", "bot", "--help"], cwd=ROOT, check=True, capture_output=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
 
 
 async def run(argv: list[str]) -> dict[str, Any]:
@@ -80,7 +85,7 @@ async def run(argv: list[str]) -> dict[str, Any]:
     ours: list[tuple[float, float]] = []
     again: list[tuple[float, float]] = []
     theirs: list[tuple[float, float]] = []
-    helps: list[float] = []
+    helps: list[tuple[float, float]] = []
     with tempfile.TemporaryDirectory() as folder:
         for i in range(args.repeat):
             url = f"sqlite+aiosqlite:///{Path(folder) / f'start{i}.sqlite3'}"
@@ -91,7 +96,7 @@ async def run(argv: list[str]) -> dict[str, Any]:
             helps.append(help_wall())
             print(
                 f"run {i + 1}: posbot {ours[-1][0]:.2f} s (again {again[-1][0]:.2f} s), echo {theirs[-1][0]:.2f} s, "
-                f"--help {helps[-1]:.2f} s",
+                f"--help {helps[-1][0]:.2f} s",
                 file=sys.stderr,
             )
 
@@ -104,7 +109,8 @@ async def run(argv: list[str]) -> dict[str, Any]:
         "seconds": round(seconds, 2),
         "echo_seconds": round(echo_seconds, 2),
         "overhead_s": round(seconds - echo_seconds, 2),
-        "help_seconds": round(statistics.median(helps), 2),
+        "help_seconds": round(median(helps, 0), 2),
+        "help_cpu_s": round(median(helps, 1), 2),
         "restart_seconds": round(median(again, 0), 2),
         "restart_overhead_s": round(median(again, 0) - echo_seconds, 2),
         "cpu_s": round(median(ours, 1), 2),
