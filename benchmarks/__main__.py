@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-NAMES = ("dispatch", "claim", "fake_api", "memory", "startup")
+NAMES = ("dispatch", "claim", "fake_api", "export", "report", "memory", "startup")
 
 
 def main() -> int:

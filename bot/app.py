@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 import sys
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import TextIO
+from functools import wraps
+from typing import Any, TextIO
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -43,12 +45,14 @@ from bot.services.merchants import MerchantIdentity
 from bot.services.preferences import Preferences
 from bot.services.registry import Registry
 from bot.services.repair import RepairReports
+from bot.services.reports import Reports
 from bot.services.staff import StaffDesk
 from bot.services.team import Team
 from bot.services.turn import StaffChat
 from bot.services.updates import Updates
 from bot.services.visits import Visits
 from bot.storage.db import create_engine, session_factory, upgrade_async
+from bot.storage.outage import Outage, unreachable
 
 log = logging.getLogger("posbot")
 
@@ -72,6 +76,9 @@ class Core:
     team: Team
     cases: CaseDesk
     calls: CallTasks
+    # The database as this process sees it: updates and jobs that meet an outage report here.
+    outage: Outage = field(default_factory=Outage)
+    reports: Reports | None = None  # /report and the weekly report
 
     async def close(self) -> None:
         await self.engine.dispose()
@@ -107,6 +114,7 @@ async def build_core(
     repairs = RepairReports(dialogues, cases, zone)
     desk = StaffDesk(updates, team, policy, calendar, locale=settings.default_locale, zone=zone)
     calls = CallTasks(staff_chat, settings.default_locale, zone)
+    reports = Reports(team, updates, policy, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone)
     for capability in (
         team,
         cases,
@@ -122,6 +130,7 @@ async def build_core(
         CallDesk(team, dialogues, staff_chat_id=staff_chat, locale=settings.default_locale, zone=zone),
         Findings(cases, team, forms, policy, locale=settings.default_locale),
         Complaints(dialogues, cases, zone),
+        reports,
         Enquiries(dialogues, cases, locale=settings.default_locale),  # last: its input handler takes any text left
     ):
         capability.register(registry)
@@ -164,6 +173,7 @@ async def build_core(
         team,
         cases,
         calls,
+        reports=reports,
     )
     async with sessions() as session, session.begin():
         await recompute_estimated_followups(session, policy, calendar)
@@ -219,6 +229,20 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         max_instances=1,
         coalesce=True,
     )
+    weekly = core.policy.report.weekly
+    if weekly.enabled and core.reports is not None:
+        # Last week's report to the staff group; its stamp row makes it once a week across instances.
+        scheduler.add_job(
+            post_weekly_report,
+            "cron",
+            day_of_week=weekly.weekday,
+            hour=weekly.at.hour,
+            minute=weekly.at.minute,
+            args=[core, core.reports],
+            id="weekly_report",
+            coalesce=True,
+            misfire_grace_time=6 * 3600,  # a machine woken late still posts it that morning
+        )
     scheduler.add_job(
         sweep_abandoned,
         "interval",
@@ -231,10 +255,38 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
     return scheduler
 
 
+def quiet_during_outage(scheduler: AsyncIOScheduler, outage: Outage) -> None:
+    """A job tick that finds the database out of reach is part of the outage's one log line, not a
+    traceback each tick; the next tick tries again."""
+    for job in scheduler.get_jobs():
+        job.modify(func=_guarded(job.func, outage))
+
+
+def _guarded(job: Callable[..., Awaitable[Any]], outage: Outage) -> Callable[..., Awaitable[None]]:
+    @wraps(job)
+    async def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            await job(*args, **kwargs)
+        except Exception as error:
+            if not unreachable(error):
+                raise
+            outage.failed(error)
+        else:
+            outage.recovered()
+
+    return run
+
+
 async def dispatch_due(core: Core) -> None:
     """One scheduler tick: due follow-ups, reminders, escalations, then whatever the outbox holds."""
     await core.dispatcher.tick()
     await core.outbox.deliver()
+
+
+async def post_weekly_report(core: Core, reports: Reports) -> None:
+    """The weekly report job: queue it (once per week), then send it."""
+    if await reports.post_weekly():
+        await core.outbox.deliver()
 
 
 async def watch_sla(core: Core, watcher: SlaWatcher) -> None:

@@ -1,4 +1,4 @@
-"""`posbot run | chat | db upgrade | merchants add | forms`."""
+"""`posbot run | chat | db upgrade | merchants add | forms | import | report | export | seed-demo`."""
 
 from __future__ import annotations
 
@@ -7,6 +7,9 @@ import logging
 import re
 import sys
 from collections.abc import Coroutine
+from datetime import date as date_type
+from datetime import datetime as datetime_type
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
@@ -310,3 +313,252 @@ def schedule_preview(
     calendar = WorkCalendar.from_policy(policy)
     for planned in schedule_for_event(policy, calendar, event, moment, key_account=key_account):  # type: ignore[arg-type]
         typer.echo(json.dumps(planned_to_json(planned), ensure_ascii=False))
+
+
+def _day(settings: Settings, value: str | None) -> datetime_type | None:
+    """A --from/--to date (YYYY-MM-DD) as the start of that day in the deployment's zone."""
+    from datetime import date, datetime
+
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        typer.echo("posbot: " + _t(settings)("export.bad_date", value=value), err=True)
+        raise typer.Exit(2) from None
+    return datetime(day.year, day.month, day.day, tzinfo=settings.zone)
+
+
+@app.command()
+def export(
+    output: Annotated[str, typer.Option("-o", "--output", help="The .xlsx file; for csv a directory or a file stem")],
+    format: Annotated[str, typer.Option("--format", help="xlsx | csv")] = "xlsx",
+    since: Annotated[str | None, typer.Option("--from", help="First day, YYYY-MM-DD (merchants' time zone)")] = None,
+    until: Annotated[str | None, typer.Option("--to", help="Last day, YYYY-MM-DD, included")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="zh_CN | en; default DEFAULT_LOCALE")] = None,
+    full_phones: Annotated[
+        bool, typer.Option("--full-phones", help="Write phone numbers in full (masked by default)")
+    ] = False,
+) -> None:
+    """Write tickets, follow-ups, survey answers and complaints to a spreadsheet.
+
+    xlsx: one workbook with four sheets. csv: four UTF-8 files, PATH-tickets.csv, PATH-followups.csv,
+    PATH-answers.csv and PATH-complaints.csv (PATH's extension dropped), or tickets.csv... inside PATH
+    when PATH is a directory. Rows are those opened (tickets, complaints), due to be sent (follow-ups)
+    or started (survey answers) from --from to --to.
+    """
+    from datetime import timedelta
+
+    settings = _settings()
+    if format not in ("xlsx", "csv") or (lang is not None and lang not in ("zh_CN", "en")):
+        typer.echo("posbot: --format xlsx|csv, --lang zh_CN|en", err=True)
+        raise typer.Exit(2)
+    start = _day(settings, since)
+    end = _day(settings, until)
+    if end is not None:
+        end += timedelta(days=1)
+    if start is not None and end is not None and start >= end:
+        typer.echo("posbot: " + _t(settings)("export.bad_period"), err=True)
+        raise typer.Exit(2)
+    _database_ready(settings)
+    locale = lang or settings.default_locale
+
+    async def _export() -> dict[str, Any]:
+        from tqdm import tqdm
+
+        from bot.dialogs.loader import load_forms
+        from bot.services.export import Export, ExportOptions, writer_for
+        from bot.storage.db import create_engine, session_factory, upgrade_async
+
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            options = ExportOptions(start, end, locale, settings.zone, full_phones)
+            job = Export(session_factory(engine), load_forms(), options)
+            total = sum((await job.counts()).values())
+            with tqdm(total=total, unit="row", desc="export", file=sys.stderr, disable=None) as bar:
+                summary = await job.write(writer_for(format, output), bar.update)  # type: ignore[arg-type]
+            return {**summary.rows, "files": ", ".join(str(f) for f in summary.files)}
+        finally:
+            await engine.dispose()
+
+    done: dict[str, Any] = {}
+
+    async def _run_export() -> None:
+        done.update(await _export())
+
+    try:
+        _run(settings, _run_export())
+    except OSError as exc:  # a folder that does not exist or cannot be written, a full disk
+        reason = exc.strerror or type(exc).__name__
+        typer.echo("posbot: " + _t(settings)("export.cannot_write", path=output, reason=reason), err=True)
+        raise typer.Exit(1) from None
+    if not done:  # interrupted
+        raise typer.Exit(130)
+    typer.echo(_t(settings)("export.done", **done))
+
+
+DEMO_STAFF_CHAT = -1009999999999  # the staff group of a demo database, when STAFF_CHAT_ID is not set
+
+
+async def seed_history(
+    settings: Settings, merchants: int, days: int, seed: int, *, force: bool = False, until: date_type | None = None
+) -> dict[str, Any]:
+    """The demo history, `days` days up to `until` (today), written through the services; its summary,
+    or {"refused": n} when the database has merchants already and `force` is not given."""
+    import time
+    from datetime import date, datetime, timedelta
+
+    # bot.app holds build_core (the one wiring of the services); it imports aiogram at module level
+    # today, which only this command pays for.
+    from bot.app import build_core, dispatch_due
+    from bot.clock import FrozenClock
+    from bot.scheduling.periodic import catch_up
+    from bot.scheduling.sla import SlaWatcher
+    from bot.services.demo import DemoMessenger, Simulation, merchant_count
+
+    zone = settings.zone
+    last = until or datetime.now(zone).date()
+    first = last - timedelta(days=days)
+    clock = FrozenClock(datetime(first.year, first.month, first.day, 8, 0, tzinfo=zone))
+    messenger = DemoMessenger()
+    staff_chat = settings.staff_chat_id if settings.staff_chat_id is not None else DEMO_STAFF_CHAT
+    core = await build_core(settings, messenger, clock, staff_chat_id=staff_chat)
+    try:
+        existing = await merchant_count(core.sessions)
+        if existing and not force:
+            return {"refused": existing}
+        watcher = SlaWatcher(core.cases)
+        planned_on: list[date | None] = [None]
+
+        async def due_jobs() -> None:
+            today = clock.now().astimezone(zone).date()
+            if planned_on[0] != today:  # the monthly sample and the quarterly review, as the cron jobs would
+                planned_on[0] = today
+                await catch_up(core.sessions, core.policy, core.calendar, clock, calls=core.calls)
+            await dispatch_due(core)
+            await watcher.tick()
+            while await core.outbox.deliver() > 0:
+                pass
+
+        started = time.perf_counter()
+        simulation = Simulation(core, messenger, clock, zone, staff_chat_id=staff_chat, due_jobs=due_jobs, seed=seed)
+        summary = await simulation.run(merchants, days)
+        summary.seconds = round(time.perf_counter() - started, 1)
+        return vars(summary)
+    finally:
+        await core.close()
+
+
+@app.command("seed-demo")
+def seed_demo(
+    merchants: Annotated[int, typer.Option(help="How many merchants")] = 200,
+    days: Annotated[int, typer.Option(help="How many days of history")] = 60,
+    seed: Annotated[int, typer.Option(help="The same seed (and --until) makes the same history")] = 1,
+    until: Annotated[str | None, typer.Option(help="The history's last day, YYYY-MM-DD; default today")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Seed even into a database that has merchants")] = False,
+) -> None:
+    """Fill the database with a realistic synthetic history, made through the bot's own services.
+
+    Merchants connect and get terminals installed; follow-ups are sent as a fast clock moves day by
+    day and answered on time, late, by phone or never; repairs are reported, taken and fixed remotely
+    or on site; complaints are heard, answered and some reopened. Refuses a database that already has
+    merchants (demo merchants mixed with real ones), unless --force.
+    """
+    from datetime import date
+
+    settings = _settings()
+    if merchants < 1 or days < 1:
+        typer.echo("posbot: --merchants and --days must be at least 1", err=True)
+        raise typer.Exit(2)
+    last = None
+    if until is not None:
+        try:
+            last = date.fromisoformat(until)
+        except ValueError:
+            typer.echo("posbot: " + _t(settings)("export.bad_date", value=until), err=True)
+            raise typer.Exit(2) from None
+    _ready(settings)
+    # The services' own INFO lines would be thousands here; the summary line says what happened.
+    logging.getLogger("posbot").setLevel(max(logging.WARNING, logging.getLogger().level))
+    result: dict[str, Any] = {}
+
+    async def _seed() -> None:
+        result.update(await seed_history(settings, merchants, days, seed, force=force, until=last))
+
+    _run(settings, _seed())
+    if "refused" in result:
+        typer.echo("posbot: " + _t(settings)("seed.refused", merchants=result["refused"]), err=True)
+        raise typer.Exit(1)
+    if not result:
+        raise typer.Exit(130)
+    typer.echo(_t(settings)("seed.summary", **result))
+
+
+@app.command()
+def report(
+    from_: Annotated[
+        str | None, typer.Option("--from", help="First day, e.g. 2026-11-01 (default: 29 days before --to)")
+    ] = None,
+    to: Annotated[str | None, typer.Option("--to", help="Last day, included (default: today)")] = None,
+    format_: Annotated[str, typer.Option("--format", help="text | json")] = "text",
+    chart: Annotated[Path | None, typer.Option("--chart", help="Also draw the chart into this PNG file")] = None,
+    lang: Annotated[str | None, typer.Option("--lang", help="zh_CN | en (default: DEFAULT_LOCALE)")] = None,
+) -> None:
+    """The quality indicators of a period against their targets (text or JSON), and the chart."""
+    import json
+    from datetime import date, timedelta
+
+    from bot.clock import SystemClock
+    from bot.i18n import Translator
+
+    settings = _settings()
+    t = Translator(lang if lang in ("zh_CN", "en") else settings.default_locale)
+    if format_ not in ("text", "json"):
+        typer.echo("posbot: --format text | json", err=True)
+        raise typer.Exit(2)
+    days: list[date | None] = []
+    for value in (from_, to):
+        try:
+            days.append(date.fromisoformat(value) if value else None)
+        except ValueError:
+            typer.echo("posbot: " + t("report.bad_date", value=value), err=True)
+            raise typer.Exit(2) from None
+    now = SystemClock().now()
+    last = days[1] or now.astimezone(settings.zone).date()
+    first = days[0] or last - timedelta(days=29)
+    if first > last:
+        typer.echo("posbot: " + t("report.bad_period"), err=True)
+        raise typer.Exit(2)
+    policy = _policy(settings)
+    _database_ready(settings)
+
+    async def _compute() -> Any:
+        from bot.services.indicators import Period, period_report
+        from bot.storage.db import create_engine, session_factory, upgrade_async
+
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            async with session_factory(engine)() as session:
+                period = Period.of_days(first, last, settings.zone, now)
+                return await period_report(session, policy, period, weeks=chart is not None)
+        finally:
+            await engine.dispose()
+
+    found = asyncio.run(_compute())
+    if format_ == "json":
+        typer.echo(json.dumps(found.to_json(), ensure_ascii=False, indent=2))
+    else:
+        from bot.services.report_text import render
+
+        typer.echo(render(found, t))
+    if chart is not None:
+        from bot.services.chart import ChartUnavailable, draw
+
+        try:
+            chart.write_bytes(draw(found, t, settings.zone))
+        except (ChartUnavailable, OSError) as exc:
+            typer.echo("posbot: " + t("report.chart_failed", reason=exc), err=True)
+            raise typer.Exit(1) from None
+        typer.echo(t("report.chart_written", path=chart), err=format_ == "json")

@@ -26,11 +26,12 @@ from aiogram.exceptions import (
 from aiogram.types import BotCommand, User
 from aiogram.utils.token import TokenValidationError, validate_token
 
-from bot.app import Core, build_core, build_scheduler
+from bot.app import Core, build_core, build_scheduler, quiet_during_outage
 from bot.channels.telegram import TelegramMessenger
 from bot.clock import Clock
 from bot.config import Settings, StartupError
 from bot.handlers import errors, merchant, staff
+from bot.handlers.intake import Intake, WebhookIntake
 from bot.i18n import Translator
 
 log = logging.getLogger("posbot")
@@ -57,10 +58,13 @@ def make_bot(settings: Settings) -> Bot:
     return Bot(settings.bot_token.get_secret_value(), session=session)
 
 
-def make_dispatcher(core: Core) -> Dispatcher:
+def make_dispatcher(core: Core, hold: bool = True) -> Dispatcher:
+    """`hold`: updates that meet a database outage are kept and retried (polling); without it they are
+    handed back for the webhook to refuse, so that Telegram sends them again."""
     # No FSM: conversation state lives in SQL. aiogram's default in-memory FSM storage would keep a record
     # for every user who ever wrote (its middleware reads the state of each update's user).
     dispatcher = Dispatcher(disable_fsm=True)
+    dispatcher.update.outer_middleware(Intake(core.outage, hold=hold, default_locale=core.settings.default_locale))
     dispatcher["service"] = core.service
     dispatcher["outbox"] = core.outbox
     dispatcher["default_locale"] = core.settings.default_locale
@@ -94,8 +98,9 @@ async def run_telegram(settings: Settings, clock: Clock | None = None) -> None:
         log.info("bot @%s started", me.username)
         core = await build_core(settings, TelegramMessenger(bot, per_second=settings.telegram_rate_per_second), clock)
         cleanup.push_async_callback(core.close)
-        dispatcher = make_dispatcher(core)
+        dispatcher = make_dispatcher(core, hold=not settings.webhook_url)
         scheduler = build_scheduler(core)
+        quiet_during_outage(scheduler, core.outage)
         scheduler.start()
         cleanup.callback(scheduler.shutdown, wait=False)
         # Neither the command menu nor what an earlier run decided to say and did not holds up the first
@@ -124,14 +129,15 @@ async def _finish(tasks: list[asyncio.Task[Any]]) -> None:
 
 
 async def _serve_webhook(settings: Settings, bot: Bot, dispatcher: Dispatcher) -> None:
-    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiogram.webhook.aiohttp_server import setup_application
     from aiohttp import web
 
     # Without a configured secret, make one for this run: only Telegram then knows it.
     secret = settings.webhook_secret.get_secret_value() if settings.webhook_secret else secrets.token_urlsafe(32)
     app = web.Application()
     path = "/" + settings.webhook_url.split("://", 1)[1].partition("/")[2] if settings.webhook_url else "/"
-    SimpleRequestHandler(dispatcher, bot, secret_token=secret).register(app, path=path)
+    # Handled before it is answered: an update the database could not take is refused (503) and sent again.
+    WebhookIntake(dispatcher, bot, secret_token=secret).register(app, path=path)
     setup_application(app, dispatcher, bot=bot)
     host, _, port = settings.webhook_listen.rpartition(":")
     runner = web.AppRunner(app)

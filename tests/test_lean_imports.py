@@ -58,6 +58,8 @@ def imported_by(tmp_path: Path, *args: str, stdin: str = "") -> set[str]:
             ("import", "installations", "-"),
             CSV,
         ),
+        (("report", "--format", "json"), ""),
+        (("export", "--format", "csv", "--output", "exported"), ""),
     ],
     ids=lambda value: value[0] if isinstance(value, tuple) else None,
 )

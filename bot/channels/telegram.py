@@ -18,11 +18,12 @@ so it raises exactly what aiogram raises.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import logging
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -35,6 +36,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods import EditMessageText, SendDocument, SendMediaGroup, SendMessage, SendPhoto, TelegramMethod
 from aiogram.types import (
+    BufferedInputFile,
     InlineKeyboardMarkup,
     InputMediaDocument,
     InputMediaPhoto,
@@ -263,7 +265,12 @@ class TelegramMessenger:
         return sent
 
     async def _send_media(self, chat_id: int, media: list[dict[str, Any]], caption: str) -> int | None:
-        """Photos or documents by file_id: one alone, or an album of 2-10 of one kind; the first one's id."""
+        """Photos or documents by file_id: one alone, or an album of 2-10 of one kind; the first one's id.
+
+        A single item may instead carry the file itself (`upload`: base64, with a `filename`), as a
+        report's chart does: that goes up as multipart form data, through aiogram's own request."""
+        if len(media) == 1 and media[0].get("upload"):
+            return await self._upload(chat_id, media[0], caption)
         if len(media) == 1:
             kind, file_id = media[0]["type"], media[0]["media"]
             body: dict[str, Any] = {"chat_id": chat_id, kind: file_id, **({"caption": caption} if caption else {})}
@@ -284,6 +291,17 @@ class TelegramMessenger:
             return SendMediaGroup(chat_id=chat_id, media=[kinds[m["type"]](**m) for m in items])
 
         return await self._post("sendMediaGroup", {"chat_id": chat_id, "media": items}, album)
+
+    async def _upload(self, chat_id: int, item: dict[str, Any], caption: str) -> int | None:
+        data = base64.b64decode(item["upload"])
+        upload = BufferedInputFile(data, filename=str(item.get("filename") or "file"))
+        method = cast(
+            TelegramMethod[Any],
+            SendPhoto(chat_id=chat_id, photo=upload, caption=caption or None)
+            if item["type"] == "photo"
+            else SendDocument(chat_id=chat_id, document=upload, caption=caption or None),
+        )
+        return _message_id(await self.bot(method, request_timeout=self.request_timeout))
 
     async def _post(self, name: str, body: dict[str, Any], method: Callable[[], TelegramMethod[Any]]) -> int | None:
         """Call `name` with a JSON body; the message id of an ok answer, None for an ok answer without one.

@@ -7,8 +7,11 @@ terminal user can work the staff side (`/as staff`) as well as the merchant's.
 
 from __future__ import annotations
 
+import base64
 import sys
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TextIO
 
 from bot.delivery.port import Payload
@@ -41,7 +44,7 @@ class TerminalMessenger:
         text = payload.get("text", "")
         # An album (a case's photos and documents): each file named under its caption, by its path here.
         for item in payload.get("media") or []:
-            text += "\n📎 " + str(item["media"]).removeprefix("local:")
+            text += "\n📎 " + (_saved(item) if item.get("upload") else str(item["media"]).removeprefix("local:"))
         markup = payload.get("reply_markup") or {}
         if chat_id != self.user_chat_id:
             self._show_staff(message_id, text, markup)
@@ -100,6 +103,15 @@ class TerminalMessenger:
         if self.contact_number is not None and line.isdecimal() and int(line) == self.contact_number:
             return True
         return line.casefold() in (self.contact_button.casefold(), _words(self.contact_button).casefold())
+
+
+def _saved(item: dict[str, Any]) -> str:
+    """A file the bot uploads (a report's chart), written where the terminal user can open it."""
+    folder = Path(tempfile.gettempdir()) / "posbot"
+    folder.mkdir(exist_ok=True)
+    path = folder / Path(str(item.get("filename") or "file")).name
+    path.write_bytes(base64.b64decode(item["upload"]))
+    return str(path)
 
 
 def _words(label: str) -> str:

@@ -90,6 +90,8 @@ class Staff(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
+    # The reports count cases reported, and cases due, in a period.
+    __table_args__ = (Index("ix_tickets_created_at", "created_at"), Index("ix_tickets_sla_due_at", "sla_due_at"))
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     number: Mapped[str | None] = mapped_column(String(20), unique=True)
@@ -165,6 +167,11 @@ class Submission(Base):
     """One filling-in of one form version; answers hang off it."""
 
     __tablename__ = "submissions"
+    # The reports: answers given in a period, and the survey that completed a follow-up.
+    __table_args__ = (
+        Index("ix_submissions_finished_at", "finished_at"),
+        Index("ix_submissions_followup_id", "followup_id"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     form_key: Mapped[str] = mapped_column(String(32))
@@ -208,7 +215,12 @@ class Attachment(Base):
 
 class FollowUp(Base):
     __tablename__ = "followups"
-    __table_args__ = (Index("ix_followups_due", "status", "send_at"),)
+    __table_args__ = (
+        Index("ix_followups_due", "status", "send_at"),
+        # The reports: follow-ups due, and follow-ups completed, in a period.
+        Index("ix_followups_window_end", "window_end"),
+        Index("ix_followups_completed_at", "completed_at"),
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
@@ -304,3 +316,16 @@ class ProcessedUpdate(Base):
 
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     processed_at: Mapped[datetime] = mapped_column(Timestamp)
+
+
+class ReportPost(Base):
+    """A report posted to the staff group by itself: one row per period, written in the transaction that
+    queues the post, so of two instances running the weekly job only one says it."""
+
+    __tablename__ = "report_posts"
+    __table_args__ = (UniqueConstraint("kind", "period_start"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(12))  # weekly
+    period_start: Mapped[str] = mapped_column(String(10))  # the first local day, 2026-11-16
+    posted_at: Mapped[datetime] = mapped_column(Timestamp)
