@@ -21,7 +21,7 @@ from bot.channels.terminal import TerminalMessenger
 from bot.clock import Clock, OffsetClock, SystemClock
 from bot.config import Settings
 from bot.delivery.outbox import Outbox
-from bot.delivery.port import Messenger
+from bot.delivery.port import Messenger, bulk_of
 from bot.dialogs.loader import FormRegistry, load_forms
 from bot.domain.calendar import WorkCalendar
 from bot.domain.followup_policy import FollowUpPolicy, load_policy
@@ -46,6 +46,7 @@ from bot.services.preferences import Preferences
 from bot.services.registry import Registry
 from bot.services.repair import RepairReports
 from bot.services.reports import Reports
+from bot.services.retention import Retention
 from bot.services.staff import StaffDesk
 from bot.services.team import Team
 from bot.services.turn import StaffChat
@@ -81,6 +82,7 @@ class Core:
     reports: Reports | None = None  # /report and the weekly report
 
     async def close(self) -> None:
+        await self.outbox.close()  # replies still queued keep their rows: the delivery job sends them
         await self.engine.dispose()
 
 
@@ -102,7 +104,8 @@ async def build_core(
     zone = settings.zone
     staff_chat = staff_chat_id if staff_chat_id is not None else settings.staff_chat_id
     calendar = WorkCalendar.from_policy(policy)
-    updates = Updates(sessions, clock)
+    outbox = Outbox(sessions, messenger, clock)
+    updates = Updates(sessions, clock, hand_off=outbox.hand_off_lease)
     registry = Registry()
 
     # The capabilities, each registering the commands, buttons and form outcomes it answers.
@@ -142,10 +145,9 @@ async def build_core(
         staff=StaffChat(staff_chat, Translator(settings.default_locale)),
         zone=zone,
     )
-    outbox = Outbox(sessions, messenger, clock)
     dispatcher = FollowUpDispatcher(
         sessions,
-        messenger,
+        bulk_of(messenger),  # follow-ups are bulk: replies to merchants in a dialogue go before them
         clock,
         policy,
         calendar,
@@ -251,6 +253,18 @@ def build_scheduler(core: Core, deliver_outbox: bool = True) -> AsyncIOScheduler
         id="abandoned",
         max_instances=1,
         coalesce=True,
+    )
+    # Personal data kept no longer than the policy's [retention] says; every instance may run it (idempotent).
+    retention = core.policy.retention
+    scheduler.add_job(
+        Retention(core.sessions, core.clock, retention).run_daily,
+        "cron",
+        hour=retention.daily_at.hour,
+        minute=retention.daily_at.minute,
+        id="retention",
+        max_instances=1,
+        coalesce=True,
+        misfire_grace_time=None,  # late is better than a skipped day
     )
     return scheduler
 

@@ -1,4 +1,4 @@
-"""`posbot run | chat | db upgrade | merchants add | forms | import | report | export | seed-demo`."""
+"""`posbot run | chat | db upgrade | merchants add | forms | import | report | export | seed-demo | purge`."""
 
 from __future__ import annotations
 
@@ -44,7 +44,8 @@ PRIVATE_LOGGERS = (
 )
 # Their INFO lines ("Start polling", "Run polling for bot @name") are worth having; nothing below.
 INFO_AT_MOST = ("aiogram.dispatcher", "aiogram.webhook")
-_MOBILE = re.compile(r"(?<!\d)(?:\+?86)?(1[3-9]\d{9})(?!\d)")
+# A mainland mobile as merchants write it: 13812345678, +86 138 1234 5678, 138-1234-5678.
+_MOBILE = re.compile(r"(?<!\d)(?:\+?86[ \-]?)?(1[3-9]\d(?:[ \-]?\d){8})(?!\d)")
 
 
 class PrivateFormatter(logging.Formatter):
@@ -562,3 +563,34 @@ def report(
             typer.echo("posbot: " + t("report.chart_failed", reason=exc), err=True)
             raise typer.Exit(1) from None
         typer.echo(t("report.chart_written", path=chart), err=format_ == "json")
+
+
+@app.command()
+def purge(
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count what would go; change nothing")] = False,
+) -> None:
+    """Delete or blank personal data older than the policy's [retention] periods; print counts per kind."""
+    # No bot.app here: purging needs the database and the policy, not Telegram.
+    from bot.clock import SystemClock
+    from bot.domain.retention import RetentionPolicy
+    from bot.services.retention import PurgeReport, Retention
+    from bot.storage.db import create_engine, session_factory, upgrade_async
+
+    settings = _settings()
+    _database_ready(settings)
+    retention: RetentionPolicy = _policy(settings).retention
+
+    async def _purge() -> PurgeReport:
+        await upgrade_async(settings.database_url)
+        engine = create_engine(settings.database_url)
+        try:
+            return await Retention(session_factory(engine), SystemClock(), retention).purge(dry_run=dry_run)
+        finally:
+            await engine.dispose()
+
+    report = asyncio.run(_purge())
+    t = _t(settings)
+    typer.echo(t("retention.would_go" if dry_run else "retention.went"))
+    days = retention.days()
+    for name, count in report.counts.items():
+        typer.echo(t("retention.line", what=t(f"retention.category.{name}", days=days[name]), count=count))

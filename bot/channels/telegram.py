@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
 
 from aiogram import Bot
@@ -177,18 +178,25 @@ class TelegramMessenger:
         # window does.
         self.overall = AsyncLimiter(2, 2 / per_second)
         self.window = SendWindow(max(1, int(per_second)))
-        self.chats = chats if chats is not None else ChatLimiters()  # an empty one is falsy (it has a length)
+        self.chats = chats if chats is not None else ChatLimiters()  # an empty table is falsy (__len__)
         self.max_retries = max_retries
         self.request_timeout = request_timeout
         self.retry_after_count = 0
         self._timeout = ClientTimeout(total=request_timeout)
         self._send_defaults = _defaults(bot, protect_content=True)
         self._edit_defaults = _defaults(bot, protect_content=False)
+        # Interactive sends (replies, staff notices) go before bulk ones (follow-ups) at the overall limit:
+        # one bulk send at a time may queue there, and only while no interactive send is waiting.
+        self._interactive_waiting = 0
+        self._interactive_gone = asyncio.Event()
+        self._interactive_gone.set()
+        self._bulk_turn = asyncio.Lock()
+        self.bulk = BulkSends(self)
 
-    async def send(self, chat_id: int, payload: Payload) -> int | None:
+    async def send(self, chat_id: int, payload: Payload, *, bulk: bool = False) -> int | None:
         failures = 0
         while True:
-            async with self.chats.for_chat(chat_id), self.overall, self.window:
+            async with self.chats.for_chat(chat_id), self._overall_turn(bulk):
                 try:
                     return await self._call(chat_id, payload)
                 except TelegramRetryAfter as exc:
@@ -205,6 +213,30 @@ class TelegramMessenger:
                         raise TryLater(f"{type(exc).__name__}: {exc}") from None
                     wait = min(0.25 * 2**failures, 8.0)
             await asyncio.sleep(wait)
+
+    @contextlib.asynccontextmanager
+    async def _overall_turn(self, bulk: bool) -> AsyncIterator[None]:
+        """A place within the overall limits (the pace and the send window), interactive sends first."""
+        if bulk:
+            async with self._bulk_turn:
+                while self._interactive_waiting:
+                    await self._interactive_gone.wait()
+                await self.overall.acquire()
+                await self.window.__aenter__()
+        else:
+            self._interactive_waiting += 1
+            self._interactive_gone.clear()
+            try:
+                await self.overall.acquire()
+                await self.window.__aenter__()
+            finally:
+                self._interactive_waiting -= 1
+                if not self._interactive_waiting:
+                    self._interactive_gone.set()
+        try:
+            yield
+        finally:
+            await self.window.__aexit__()
 
     async def _call(self, chat_id: int, payload: Payload) -> int | None:
         if payload.get("media"):
@@ -339,6 +371,16 @@ class TelegramMessenger:
         # A refusal, or an answer we do not recognise: aiogram reads it and raises what it would raise.
         text = raw.decode("utf-8", "replace")
         return _message_id(session.check_response(self.bot, method(), status, text).result)
+
+
+class BulkSends:
+    """The messenger as bulk senders (the follow-up dispatcher) see it: each send yields to interactive ones."""
+
+    def __init__(self, messenger: TelegramMessenger) -> None:
+        self.messenger = messenger
+
+    async def send(self, chat_id: int, payload: Payload) -> int | None:
+        return await self.messenger.send(chat_id, payload, bulk=True)
 
 
 def _message_id(result: object) -> int | None:

@@ -35,3 +35,10 @@ class Messenger(Protocol):
     async def send(self, chat_id: int, payload: Payload) -> int | None:
         """Send (or edit, with `edit_message_id`) and return the message id."""
         ...
+
+
+def bulk_of(messenger: Messenger) -> Messenger:
+    """The messenger to send bulk (follow-ups) through: its `bulk` view if it has one, whose sends yield
+    the shared limits to interactive ones (replies, staff notices); else the messenger itself."""
+    view: Messenger = getattr(messenger, "bulk", messenger)
+    return view

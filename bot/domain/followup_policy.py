@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from bot.domain.calendar import WorkCalendar
 from bot.domain.desk_policy import DeskPolicy
 from bot.domain.indicators import ReportPolicy
+from bot.domain.retention import RetentionPolicy
 
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "followup_policy.toml"
 Event = Literal["installation", "repair-resolved", "complaint-closed"]
@@ -91,6 +92,7 @@ class FollowUpPolicy(BaseModel):
     key_account: KeyAccount
     desk: DeskPolicy = DeskPolicy()  # an older policy copy without [desk] gets the defaults
     report: ReportPolicy = ReportPolicy()  # the quality indicators' targets and the weekly report
+    retention: RetentionPolicy = RetentionPolicy()  # an older policy copy without [retention] gets the defaults
 
 
 @dataclass(frozen=True)

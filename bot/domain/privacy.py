@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 
 def mask_phone(phone: str | None) -> str:
@@ -40,3 +41,28 @@ def mask_numbers(text: str | None) -> str:
         return "*" * (len(digits) - 4) + digits[-4:]
 
     return _NUMBER_RUN.sub(masked, text)
+
+
+def scrub_payload(payload: Any) -> Any | None:
+    """A delivered message as it may be kept: every text in it (the message, its buttons' labels, a
+    caption) with phone and card numbers masked; None when there was nothing to mask."""
+    changed = False
+
+    def walk(value: Any) -> Any:
+        nonlocal changed
+        if isinstance(value, dict):
+            out = {}
+            for key, item in value.items():
+                if key in ("text", "caption") and isinstance(item, str):
+                    masked = mask_numbers(item)
+                    changed = changed or masked != item
+                    out[key] = masked
+                else:
+                    out[key] = walk(item)
+            return out
+        if isinstance(value, list):
+            return [walk(item) for item in value]
+        return value
+
+    scrubbed = walk(payload)
+    return scrubbed if changed else None

@@ -8,6 +8,7 @@ from aiogram.types import CallbackQuery, Message, Update
 from bot.delivery.outbox import Outbox
 from bot.services.conversation import ConversationService
 from bot.services.turn import Incoming
+from bot.services.updates import replies_handed_over
 
 
 def incoming_from_message(message: Message, update_id: int) -> Incoming:
@@ -43,7 +44,10 @@ def incoming_from_message(message: Message, update_id: int) -> Incoming:
 
 
 async def on_message(message: Message, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
-    await outbox.hand_over(await service.handle(incoming_from_message(message, event_update.update_id)))
+    # The replies are committed with the update; they leave on their chat's queue once the handler returns.
+    with replies_handed_over():
+        outcome = await service.handle(incoming_from_message(message, event_update.update_id))
+    outbox.pass_on(outcome)
 
 
 async def on_button(query: CallbackQuery, event_update: Update, service: ConversationService, outbox: Outbox) -> None:
@@ -58,7 +62,9 @@ async def on_button(query: CallbackQuery, event_update: Update, service: Convers
         message_id=query.message.message_id if query.message else None,
     )
     # Stop the button's spinner (a stale press says so on the button itself), then reply.
-    await outbox.hand_over(await service.handle(incoming), query.answer)
+    with replies_handed_over():
+        outcome = await service.handle(incoming)
+    outbox.pass_on(outcome, query.answer)
 
 
 def make_router() -> Router:

@@ -17,6 +17,7 @@ from bot.delivery.outbox import Outbox
 from bot.services.registry import Registry
 from bot.services.team import Team
 from bot.services.turn import StaffAction
+from bot.services.updates import replies_handed_over
 
 
 def _action(
@@ -46,7 +47,9 @@ def make_router(registry: Registry) -> Router:
             return
         handler = registry.staff_commands[command.command.lower()]
         action = _action(event_update, message.chat.id, message.from_user, message.message_id, message)
-        await outbox.hand_over(await handler(action, command.args or ""))
+        with replies_handed_over():
+            outcome = await handler(action, command.args or "")
+        outbox.pass_on(outcome)
 
     def staff_button(query: CallbackQuery) -> dict[str, Any] | bool:
         """Only presses whose data decodes to a staff button reach `on_button`, decoded."""
@@ -57,17 +60,19 @@ def make_router(registry: Registry) -> Router:
         chat_id = query.message.chat.id if query.message else query.from_user.id
         message_id = query.message.message_id if query.message else None
         action = _action(event_update, chat_id, query.from_user, message_id)
-        outcome = await registry.staff_buttons[type(button)](action, button)
-        await outbox.hand_over(outcome, query.answer)
+        with replies_handed_over():
+            outcome = await registry.staff_buttons[type(button)](action, button)
+        outbox.pass_on(outcome, query.answer)
 
     async def on_reply(message: Message, event_update: Update, team: Team, outbox: Outbox) -> None:
         user, replied = message.from_user, message.reply_to_message
         if user is None or replied is None or message.text is None:
             return
         action = _action(event_update, message.chat.id, user, message.message_id, message)
-        outcome = await team.reply(action, message.text)
+        with replies_handed_over():
+            outcome = await team.reply(action, message.text)
         if outcome is not None:
-            await outbox.hand_over(outcome)
+            outbox.pass_on(outcome)
 
     if registry.staff_commands:
         router.message.register(on_command, Command(*registry.staff_commands, ignore_case=True))

@@ -12,7 +12,7 @@ import logging
 import weakref
 from zoneinfo import ZoneInfo
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import select
 
 from bot.delivery.callbacks import unpack
 from bot.delivery.outcome import Outcome
@@ -20,7 +20,7 @@ from bot.i18n import Translator, locale_for
 from bot.services.registry import Registry
 from bot.services.turn import Incoming, StaffChat, Turn
 from bot.services.updates import Updates, UpdateWork
-from bot.storage.models import Conversation
+from bot.storage.models import Conversation, Submission
 
 log = logging.getLogger("posbot.conversation")
 
@@ -56,13 +56,24 @@ class ConversationService:
             return await self.updates.run(incoming.update_id, work, label=f"user {incoming.user_id}")
 
     async def _turn(self, work: UpdateWork, incoming: Incoming) -> Turn:
-        conversation = await self._conversation(work.session, incoming)
+        conversation = await self._conversation(work, incoming)
         t = Translator(conversation.locale, self.default_locale)
         return Turn(work, conversation, incoming, t, self.zone, self.staff)
 
-    async def _conversation(self, session: AsyncSession, incoming: Incoming) -> Conversation:
+    async def _conversation(self, work: UpdateWork, incoming: Incoming) -> Conversation:
+        session = work.session
         now = self.updates.clock.now()
-        conversation = await session.get(Conversation, incoming.user_id)
+        # The open dialogue's submission in the same query: a step reads it from the session, not again.
+        row = (
+            await session.execute(
+                select(Conversation, Submission)
+                .outerjoin(Submission, Submission.id == Conversation.submission_id)
+                .where(Conversation.telegram_user_id == incoming.user_id)
+            )
+        ).first()
+        conversation = row[0] if row is not None else None
+        if row is not None and row[1] is not None:
+            work.loaded.append(row[1])
         if conversation is None:
             conversation = Conversation(
                 telegram_user_id=incoming.user_id,

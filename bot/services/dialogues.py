@@ -130,6 +130,8 @@ class Dialogues:
     async def _apply(self, turn: Turn, form: Form, result: engine.Result) -> None:
         conversation = turn.conversation
         submission = await self.submission(turn)
+        before = self.open_state(conversation)
+        answered = set(before.answers) if before is not None else set()
         final = not result.state.is_open
         # A finished dialogue lives on in its submission and answers; the conversation keeps only open ones.
         conversation.state = None if final else engine.state_to_dict(result.state)
@@ -142,11 +144,14 @@ class Dialogues:
             if submission is None:
                 log.error("dialogue effect without a submission for user %s", conversation.telegram_user_id)
                 return
-            await self._effect(turn, form, submission, effect)
+            await self._effect(turn, form, submission, effect, answered)
 
-    async def _effect(self, turn: Turn, form: Form, submission: Submission, effect: engine.Effect) -> None:
+    async def _effect(
+        self, turn: Turn, form: Form, submission: Submission, effect: engine.Effect, answered: set[str]
+    ) -> None:
         session = turn.session
-        if isinstance(effect, engine.AnswerSaved | engine.AnswerRemoved):
+        # A step's rows exist only if the dialogue held an answer to it before this input.
+        if isinstance(effect, engine.AnswerSaved | engine.AnswerRemoved) and effect.step in answered:
             for table in (Answer, Attachment):
                 await session.execute(
                     delete(table).where(table.submission_id == submission.id, table.question_key == effect.step)
@@ -172,7 +177,6 @@ class Dialogues:
                             file_name=item.get("name"),
                         )
                     )
-            await session.flush()
         elif isinstance(effect, engine.Submitted):
             self._finish(turn, submission, "submitted")
             answers = dict(effect.answers)

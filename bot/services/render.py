@@ -42,7 +42,24 @@ def local_day(at: datetime, zone: ZoneInfo) -> str:
 
 
 def text_payload(text: str, reply_markup: dict[str, Any] | None = None) -> Payload:
-    return {"text": text, "reply_markup": reply_markup}
+    return {"text": fit(text), "reply_markup": reply_markup}
+
+
+TEXT_LIMIT = 4096  # Bot API: a message's text, counted in UTF-16 code units
+
+
+def fit(text: str, limit: int = TEXT_LIMIT) -> str:
+    """A text Telegram takes: one longer than `limit` UTF-16 units is cut, with an ellipsis.
+
+    Telegram refuses a longer message outright, so a case quoting a merchant's long text, or a staff
+    answer of the most a client lets staff type plus the bot's line before it, would never be seen.
+    """
+    if len(text) <= limit // 2:  # no character is more than two units
+        return text
+    units = text.encode("utf-16-le")
+    if len(units) <= 2 * limit:
+        return text
+    return units[: 2 * (limit - 1)].decode("utf-16-le", "ignore") + "…"  # "ignore": half an emoji goes
 
 
 def render_reply(reply: Reply, t: Translator, rev: int, edit_message_id: int | None = None) -> list[Payload]:

@@ -9,7 +9,9 @@ same rows first makes this one read them again and redo its work.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +23,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.clock import Clock
 from bot.delivery.outcome import Outcome
 from bot.delivery.port import Payload
+from bot.storage.db import writer_turn
 from bot.storage.models import OutboxMessage, ProcessedUpdate, StaffAudit
 
 log = logging.getLogger("posbot.updates")
@@ -35,6 +38,10 @@ class UpdateWork:
     session: AsyncSession
     now: datetime
     messages: list[OutboxMessage] = field(default_factory=list)
+    # Columns every message said here gets: the outbox's lease for replies handed over straight after commit.
+    lease: dict[str, Any] = field(default_factory=dict)
+    # Rows read ahead for this update: held here so the session's (weak) identity map keeps them.
+    loaded: list[object] = field(default_factory=list)
     # Shown on the pressed button (answerCallbackQuery); None for plain messages.
     callback_text: str | None = None
     alert: bool = False  # show callback_text as an alert the presser must dismiss
@@ -48,7 +55,7 @@ class UpdateWork:
             status="pending",
             attempts=0,
             created_at=self.now,
-            **columns,
+            **{**self.lease, **columns},
         )
         self.session.add(message)
         self.messages.append(message)
@@ -62,12 +69,31 @@ class UpdateWork:
 
 
 Work = Callable[[UpdateWork], Awaitable[None]]
+_HANDING_OVER: ContextVar[bool] = ContextVar("posbot_handing_over", default=False)
+
+
+@contextmanager
+def replies_handed_over() -> Iterator[None]:
+    """Inside, an update's messages are written leased to the outbox (`Updates.hand_off`): the caller passes
+    the outcome on (`Outbox.pass_on`) at once, and the delivery job leaves them alone while the lease holds."""
+    token = _HANDING_OVER.set(True)
+    try:
+        yield
+    finally:
+        _HANDING_OVER.reset(token)
+
+
+# The lease columns for messages an update says, when its outcome will be handed over (Outbox.hand_off_lease).
+HandOffLease = Callable[[], dict[str, Any]]
 
 
 class Updates:
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], clock: Clock) -> None:
+    def __init__(
+        self, sessions: async_sessionmaker[AsyncSession], clock: Clock, hand_off: HandOffLease | None = None
+    ) -> None:
         self.sessions = sessions
         self.clock = clock
+        self.hand_off = hand_off
 
     async def run(self, update_id: int | None, work: Work, *, label: object = "") -> Outcome:
         """Do `work` once for this update, in one transaction; retried when another instance got there first."""
@@ -82,13 +108,16 @@ class Updates:
         raise AssertionError("unreachable")
 
     async def _once(self, update_id: int | None, work: Work) -> Outcome:
-        async with self.sessions() as session:
+        async with writer_turn(self.sessions.kw.get("bind")), self.sessions() as session:
             try:
                 async with session.begin():
+                    now = self.clock.now()
                     if update_id is not None:
-                        session.add(ProcessedUpdate(update_id=update_id, processed_at=self.clock.now()))
-                        await session.flush()
-                    done = UpdateWork(session, self.clock.now())
+                        # Written with the update's other rows: a redelivered update fails on it at the
+                        # first flush and rolls back whatever it did, so the happy path needs no check first.
+                        session.add(ProcessedUpdate(update_id=update_id, processed_at=now))
+                    lease = self.hand_off() if _HANDING_OVER.get() and self.hand_off is not None else {}
+                    done = UpdateWork(session, now, lease=lease)
                     await work(done)
                     await session.flush()
             except IntegrityError:
@@ -96,7 +125,7 @@ class Updates:
                     log.info("update %s already handled; skipped", update_id)
                     return Outcome(duplicate=True)
                 raise
-        return Outcome([m.id for m in done.messages], done.callback_text, alert=done.alert)
+        return Outcome([m.id for m in done.messages], done.callback_text, alert=done.alert, messages=done.messages)
 
     async def _already_processed(self, update_id: int) -> bool:
         async with self.sessions() as session:

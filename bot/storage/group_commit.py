@@ -20,6 +20,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from sqlalchemy.sql.dml import UpdateBase
 
+from bot.storage.db import writer_turn
+
 
 @dataclass
 class _Write:
@@ -72,7 +74,7 @@ class GroupCommit:
 
     async def _commit(self, batch: list[_Write]) -> list[int]:
         counts = []
-        async with self.engine.begin() as connection:
+        async with writer_turn(self.engine), self.engine.begin() as connection:
             for write in batch:
                 result = await connection.execute(write.statement, write.params)
                 counts.append(int(result.rowcount))
