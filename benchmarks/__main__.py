@@ -7,7 +7,7 @@ import importlib
 import json
 import sys
 
-NAMES = ("dispatch", "claim", "fake_api", "export", "report", "retention", "steps", "faults")
+NAMES = ("dispatch", "claim", "fake_api", "export", "report", "retention", "steps", "faults", "memory", "startup")
 
 
 def main() -> int:

@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy import func, select
 
-from bot.app import make_bot
 from bot.channels.telegram import ChatLimiters, TelegramMessenger
 from bot.clock import FrozenClock
 from bot.config import Settings
@@ -33,6 +32,7 @@ from bot.domain.followup_policy import load_policy
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.storage.db import create_engine, session_factory
 from bot.storage.models import FollowUp
+from bot.telegram_app import make_bot
 from tests.fakes import seed_due_followups
 from tests.fakes.process import ServerProcess
 

@@ -24,7 +24,6 @@ from typing import Any
 
 from sqlalchemy import func, insert, select
 
-from bot.app import make_bot
 from bot.channels.telegram import Breaker, ChatLimiters, TelegramMessenger
 from bot.clock import SystemClock
 from bot.config import Settings
@@ -34,6 +33,7 @@ from bot.domain.followup_policy import load_policy
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.storage.db import create_engine, session_factory, upgrade_async
 from bot.storage.models import FollowUp, OutboxMessage
+from bot.telegram_app import make_bot
 from tests.fakes import seed_due_followups
 from tests.fakes.process import ServerProcess
 

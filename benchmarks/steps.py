@@ -34,10 +34,11 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.types import CallbackQuery, Message, Update
 from sqlalchemy import func, select
 
-from bot.app import build_core, make_dispatcher
+from bot.app import build_core
 from bot.channels.telegram import ChatLimiters, TelegramMessenger
 from bot.config import Settings
 from bot.storage.models import Ticket
+from bot.telegram_app import make_dispatcher
 
 TOKEN = "4242:BENCH"
 BOT_ID = 4242

@@ -10,15 +10,17 @@ from collections.abc import Coroutine
 from datetime import date as date_type
 from datetime import datetime as datetime_type
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
-from bot.config import Settings, SettingsError, StartupError, load_settings
-from bot.dialogs.loader import FormError
-from bot.domain.followup_policy import FollowUpPolicy, PolicyError, load_policy
 from bot.domain.privacy import mask_phone
-from bot.i18n import Translator
+
+# Imported where used, so that `posbot --help` loads neither pydantic's settings nor the forms.
+if TYPE_CHECKING:
+    from bot.config import Settings, StartupError
+    from bot.domain.followup_policy import FollowUpPolicy, PolicyError
+    from bot.i18n import Translator
 
 app = typer.Typer(help="posbot: after-care for POS terminal merchants, in Telegram.", no_args_is_help=True)
 db_app = typer.Typer(help="The database.", no_args_is_help=True)
@@ -73,6 +75,8 @@ def configure_logging(settings: Settings) -> None:
 
 
 def _settings() -> Settings:
+    from bot.config import SettingsError, load_settings
+
     try:
         settings = load_settings()
     except SettingsError as exc:
@@ -84,11 +88,16 @@ def _settings() -> Settings:
 
 def _t(settings: Settings) -> Translator:
     """Operators read the CLI in the deployment's language."""
+    from bot.i18n import Translator
+
     return Translator(settings.default_locale)
 
 
 def _stop(settings: Settings, exc: StartupError | PolicyError) -> NoReturn:
     """One line naming the setting and what to do, instead of a traceback."""
+    from bot.config import StartupError
+    from bot.domain.followup_policy import PolicyError
+
     if isinstance(exc, PolicyError):
         exc = StartupError("startup.policy", exit_code=2, reason=exc)
     typer.echo("posbot: " + _t(settings)(exc.key, **exc.params), err=True)
@@ -96,6 +105,8 @@ def _stop(settings: Settings, exc: StartupError | PolicyError) -> NoReturn:
 
 
 def _policy(settings: Settings) -> FollowUpPolicy:
+    from bot.domain.followup_policy import PolicyError, load_policy
+
     try:
         return load_policy(settings.followup_policy)
     except PolicyError as exc:
@@ -104,6 +115,7 @@ def _policy(settings: Settings) -> FollowUpPolicy:
 
 def _database_ready(settings: Settings) -> None:
     """Before anything is imported or migrated: the database can be opened."""
+    from bot.config import StartupError
     from bot.storage.db import check_connection
 
     try:
@@ -120,6 +132,10 @@ def _ready(settings: Settings) -> None:
 
 
 def _run(settings: Settings, coro: Coroutine[Any, Any, None]) -> None:
+    from bot.config import StartupError
+    from bot.dialogs.loader import FormError
+    from bot.domain.followup_policy import PolicyError
+
     try:
         asyncio.run(coro)
     except FormError as exc:
@@ -136,12 +152,14 @@ def run() -> None:
     """Run the bot: Telegram when BOT_TOKEN is set, else the terminal chat."""
     settings = _settings()
     _ready(settings)
-    from bot.app import run_telegram, run_terminal
-
     if settings.bot_token is None:
+        from bot.app import run_terminal
+
         typer.echo(_t(settings)("terminal.no_token"), err=True)
         _run(settings, run_terminal(settings))
         return
+    from bot.telegram_app import run_telegram  # aiogram is imported here and only here
+
     _run(settings, run_telegram(settings))
 
 
@@ -240,7 +258,7 @@ def merchants_add(
 def forms(graph: Annotated[bool, typer.Option(help="Print each form as a Mermaid state diagram")] = False) -> None:
     """Check the form files; with --graph, draw them."""
     from bot.dialogs.graph import mermaid
-    from bot.dialogs.loader import load_forms
+    from bot.dialogs.loader import FormError, load_forms
 
     try:
         registry = load_forms()
@@ -513,6 +531,7 @@ def report(
     from datetime import date, timedelta
 
     from bot.clock import SystemClock
+    from bot.i18n import Translator
 
     settings = _settings()
     t = Translator(lang if lang in ("zh_CN", "en") else settings.default_locale)

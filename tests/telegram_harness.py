@@ -17,10 +17,11 @@ from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 
-from bot.app import Core, build_core, make_bot, make_dispatcher
+from bot.app import Core, build_core
 from bot.channels.telegram import TelegramMessenger
 from bot.clock import Clock
 from bot.config import Settings
+from bot.telegram_app import make_bot, make_dispatcher
 from tests.conftest import STAFF_CHAT
 from tests.fakes import FakeBotAPI
 

@@ -28,6 +28,7 @@ LAYERS = {
     "scheduling": 5,
     "handlers": 5,
     "app": 6,
+    "telegram_app": 6,
     "cli": 7,
     "__main__": 8,
 }

@@ -12,7 +12,6 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import make_bot
 from bot.channels.telegram import TelegramMessenger
 from bot.clock import FrozenClock, SystemClock
 from bot.domain.calendar import WorkCalendar
@@ -20,6 +19,7 @@ from bot.domain.followup_policy import load_policy
 from bot.scheduling.followups import FollowUpDispatcher
 from bot.storage.db import create_engine, session_factory
 from bot.storage.models import FollowUp
+from bot.telegram_app import make_bot
 from tests.conftest import RecordingMessenger
 from tests.fakes import FakeBotAPI, seed_due_followups
 from tests.telegram_harness import TOKEN, kill_hard, spawn_bot, stop, telegram_settings

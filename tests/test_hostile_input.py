@@ -48,12 +48,13 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from bot.app import Core, build_core, make_dispatcher
+from bot.app import Core, build_core
 from bot.channels.telegram import ChatLimiters, TelegramMessenger
 from bot.clock import FrozenClock
 from bot.delivery.callbacks import CallbackData
 from bot.dialogs import engine
 from bot.storage.models import Answer, Submission
+from bot.telegram_app import make_dispatcher
 from tests.conftest import SHANGHAI, STAFF_CHAT, add_staff, linked_merchant, make_settings
 
 TOKEN = "123456:HOSTILE-token"

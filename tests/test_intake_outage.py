@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import run_telegram
 from bot.config import Settings
 from bot.i18n import Translator
 from bot.storage.db import create_engine, session_factory
 from bot.storage.models import Answer, Conversation, OutboxMessage, ProcessedUpdate
+from bot.telegram_app import run_telegram
 from tests.conftest import STAFF_CHAT
 from tests.fakes import FakeBotAPI
 from tests.fakes.db_proxy import DatabaseProxy

@@ -15,11 +15,12 @@ import pytest
 from aiogram.types import Update
 from sqlalchemy import select
 
-from bot.app import build_core, make_bot, make_dispatcher
+from bot.app import build_core
 from bot.channels.telegram import ChatLimiters, TelegramMessenger
 from bot.clock import FrozenClock
 from bot.storage.db import create_engine, session_factory
 from bot.storage.models import OutboxMessage
+from bot.telegram_app import make_bot, make_dispatcher
 from tests.conftest import STAFF_CHAT
 from tests.fakes import FakeBotAPI, seed_due_followups
 from tests.telegram_harness import MERCHANT, STEP_TIMEOUT, TOKEN, Chat, running_bot, telegram_settings

@@ -20,9 +20,10 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
 
-from bot.app import Core, make_bot, run_telegram, set_commands
+from bot.app import Core
 from bot.config import Settings, SettingsError, StartupError, load_settings
 from bot.i18n import Translator
+from bot.telegram_app import make_bot, run_telegram, set_commands
 from tests.conftest import PG_URL, STAFF_CHAT
 from tests.fakes import FakeBotAPI
 from tests.telegram_harness import MERCHANT, TOKEN, Chat, telegram_settings

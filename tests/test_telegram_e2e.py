@@ -181,7 +181,7 @@ async def test_webhook_mode_takes_updates_only_with_the_secret_token(api: FakeBo
 
     from aiohttp import ClientSession
 
-    from bot.app import run_telegram
+    from bot.telegram_app import run_telegram
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
