@@ -461,6 +461,8 @@ class Feeder:
                 await self.dispatcher.feed_update(self.bot, update)
             except Exception as exc:
                 raise AssertionError(f"feed_update raised {type(exc).__name__}: {exc}\nupdate: {raw!r:.2000}") from exc
+            # Replies leave after the handler returns; people read them before they answer.
+            await self.core.outbox.drain()
             self.fed += 1
 
     async def new_answers(self) -> list[tuple[Answer, Submission]]:
