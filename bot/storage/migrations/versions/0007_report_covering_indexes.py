@@ -3,7 +3,7 @@
 Counting a whole year by the period indexes of 0006 looked up every row the index found, one random
 read each (a million answers, their surveys, every follow-up). These indexes carry the columns the
 indicators read, so SQLite answers from the index alone: the surveys of a period with what they
-are grouped by, each survey's scores (on PostgreSQL the JSON value rides along as an INCLUDE column,
+are grouped by, the cases reported with all the case indicators read, each survey's scores (on PostgreSQL the JSON value rides along as an INCLUDE column,
 json having no b-tree order), and the follow-ups due or completed in a period with everything their
 rates and the unreachable count look at. Each replaces an index it begins with.
 
@@ -24,6 +24,23 @@ depends_on = None
 FOLLOWUP_COLUMNS = ["status", "kind", "method", "handled_by", "terminal_id", "ticket_id"]
 DUE = ["window_end", "completed_at", *FOLLOWUP_COLUMNS, "escalation_reason", "outcome", "merchant_id"]
 DONE = ["completed_at", "window_end", *FOLLOWUP_COLUMNS]
+CASES = [
+    "created_at",
+    "kind",
+    "status",
+    "role",
+    "assignee_id",
+    "category",
+    "terminal_id",
+    "resolution_method",
+    "first_response_at",
+    "respond_due_at",
+    "sla_due_at",
+    "resolved_at",
+    "reopen_count",
+    "serious",
+    "agreed_outcome",
+]
 SURVEYS = ["status", "finished_at", "form_key", "method", "operator_id", "followup_id"]
 
 
@@ -32,6 +49,8 @@ def upgrade() -> None:
     op.drop_index("ix_followups_completed_at", table_name="followups")
     op.drop_index("ix_submissions_finished_at", table_name="submissions")
     op.drop_index("ix_submissions_followup_id", table_name="submissions")
+    op.drop_index("ix_tickets_created_at", table_name="tickets")
+    op.create_index("ix_tickets_created_in", "tickets", CASES)
     op.create_index("ix_followups_due_in", "followups", DUE)
     op.create_index("ix_followups_done_in", "followups", DONE)
     op.create_index("ix_submissions_finished_in", "submissions", SURVEYS)
@@ -49,6 +68,8 @@ def downgrade() -> None:
     op.drop_index("ix_followups_done_in", table_name="followups")
     op.drop_index("ix_followups_due_in", table_name="followups")
     op.create_index("ix_submissions_followup_id", "submissions", ["followup_id"])
+    op.drop_index("ix_tickets_created_in", table_name="tickets")
+    op.create_index("ix_tickets_created_at", "tickets", ["created_at"])
     op.create_index("ix_submissions_finished_at", "submissions", ["finished_at"])
     op.create_index("ix_followups_completed_at", "followups", ["completed_at"])
     op.create_index("ix_followups_window_end", "followups", ["window_end"])
