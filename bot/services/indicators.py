@@ -325,8 +325,10 @@ class Indicators:
         said = cast(Answer.value, String)
         rating = and_(Answer.kind == "rating", said.in_(RATINGS))
         nps = and_(Answer.kind == "nps", said.in_(NPS_VALUES))
-        # Each survey's scores first, read in order from a covering index of the answers (no sort, no
-        # row look-ups), then each survey joined once to its period, who took it and on which terminal.
+        # Each survey's scores first, its answers read in order from a covering index (no sort, no row
+        # look-ups), then each survey joined once to who took it and on which terminal.
+        in_period = (Submission.status == "submitted", _within(Submission.finished_at, period))
+        surveys = select(Submission.id).where(*in_period)
         scores = (
             select(
                 Answer.submission_id,
@@ -337,7 +339,7 @@ class Indicators:
                 _count(and_(nps, said.in_(PROMOTERS))).label("promoters"),
                 _count(and_(nps, said.in_(DETRACTORS))).label("detractors"),
             )
-            .where(Answer.kind.in_(("rating", "nps")))
+            .where(Answer.kind.in_(("rating", "nps")), Answer.submission_id.in_(surveys))
             .group_by(Answer.submission_id)
             .subquery("scores")
         )
@@ -355,7 +357,7 @@ class Indicators:
             .outerjoin(FollowUp, FollowUp.id == Submission.followup_id)
             .outerjoin(Staff, Staff.telegram_user_id == func.coalesce(Submission.operator_id, FollowUp.handled_by))
             .outerjoin(Terminal, Terminal.id == FollowUp.terminal_id)
-            .where(Submission.status == "submitted", _within(Submission.finished_at, period))
+            .where(*in_period)
             .group_by(Submission.form_key, Submission.method, Staff.name, Terminal.model)
         )
         rows = (await session.execute(query)).mappings().all()
