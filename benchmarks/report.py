@@ -231,6 +231,25 @@ async def generate(url: str, answers: int, tickets: int) -> None:
         await engine.dispose()
 
 
+async def analyze_new_indexes(url: str) -> None:
+    """Statistics for indexes a migration added to a cached file, as a generated one has for all of them."""
+    engine = create_engine(url)
+    try:
+        async with engine.begin() as connection:
+            unknown = await connection.execute(
+                text(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND tbl_name IN "
+                    "('answers', 'submissions', 'followups', 'tickets') "
+                    "AND name NOT IN (SELECT idx FROM sqlite_stat1 WHERE idx IS NOT NULL)"
+                )
+            )
+            if unknown.scalar_one():
+                print("analyzing the indexes a migration added", file=sys.stderr)
+                await connection.execute(text("ANALYZE"))
+    finally:
+        await engine.dispose()
+
+
 async def counts(url: str) -> tuple[int, int]:
     engine = create_engine(url)
     try:
@@ -282,6 +301,7 @@ async def run(argv: list[str]) -> dict[str, Any]:
     else:
         print(f"reusing {path} (generated earlier)", file=sys.stderr)
     await upgrade_async(url)  # a cached file gets any newer migration (indexes) too
+    await analyze_new_indexes(url)
     zone = ZoneInfo(load_policy().timezone)
     month = Period.last_days(30, zone, NOW)
     year = Period.last_days(365, zone, NOW)

@@ -192,7 +192,9 @@ class Submission(Base):
     # The reports (covering, migration 0007): the surveys of a period with what they are grouped by,
     # and whether a follow-up's survey was submitted.
     __table_args__ = (
-        Index("ix_submissions_finished_in", "status", "finished_at", "form_key", "method", "operator_id", "followup_id"),
+        Index(
+            "ix_submissions_finished_in", "status", "finished_at", "form_key", "method", "operator_id", "followup_id"
+        ),
         Index("ix_submissions_of_followup", "followup_id", "status"),
     )
 
@@ -218,9 +220,7 @@ class Answer(Base):
         # The reports' scores of each survey, read from the index alone (json has no b-tree order on
         # PostgreSQL, so there the value is an INCLUDE column).
         Index("ix_answers_scores", "submission_id", "kind", "value").ddl_if(dialect="sqlite"),
-        Index("ix_answers_scores", "submission_id", "kind", postgresql_include=["value"]).ddl_if(
-            dialect="postgresql"
-        ),
+        Index("ix_answers_scores", "submission_id", "kind", postgresql_include=["value"]).ddl_if(dialect="postgresql"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True)

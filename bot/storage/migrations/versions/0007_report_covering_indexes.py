@@ -1,11 +1,12 @@
 """reports: covering indexes, so a year's indicators read index entries in order, not a row per entry
 
 Counting a whole year by the period indexes of 0006 looked up every row the index found, one random
-read each (a million answers, their surveys, every follow-up). These indexes carry the columns the
-indicators read, so SQLite answers from the index alone: the surveys of a period with what they
-are grouped by, the cases reported with all the case indicators read, each survey's scores (on PostgreSQL the JSON value rides along as an INCLUDE column,
-json having no b-tree order), and the follow-ups due or completed in a period with everything their
-rates and the unreachable count look at. Each replaces an index it begins with.
+read each (a million answers, their surveys, every follow-up and case). These indexes carry the
+columns the indicators read, so SQLite answers from the index alone: the surveys of a period with
+what they are grouped by, each survey's scores (on PostgreSQL the JSON value rides along as an
+INCLUDE column, json having no b-tree order), the follow-ups due or completed in a period with
+everything their rates and the unreachable count look at, and the cases reported in a period with
+every case indicator's column. Each replaces an index it begins with.
 
 Revision ID: 0007
 Revises: 0006
