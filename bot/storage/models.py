@@ -109,7 +109,7 @@ _TICKET_REPORTED = (
 class Ticket(Base):
     __tablename__ = "tickets"
     # The reports count cases reported, and cases due, in a period; the cases reported are read from
-    # the index alone (covering, migration 0007).
+    # the index alone (covering, migration 0008).
     __table_args__ = (
         Index("ix_tickets_created_in", "created_at", *_TICKET_REPORTED),
         Index("ix_tickets_sla_due_at", "sla_due_at"),
@@ -189,7 +189,7 @@ class Submission(Base):
     """One filling-in of one form version; answers hang off it."""
 
     __tablename__ = "submissions"
-    # The reports (covering, migration 0007): the surveys of a period with what they are grouped by,
+    # The reports (covering, migration 0008): the surveys of a period with what they are grouped by,
     # and whether a follow-up's survey was submitted.
     __table_args__ = (
         Index(
@@ -251,7 +251,7 @@ class FollowUp(Base):
     __tablename__ = "followups"
     __table_args__ = (
         Index("ix_followups_due", "status", "send_at"),
-        # The reports (covering, migration 0007): follow-ups due, and follow-ups completed, in a period,
+        # The reports (covering, migration 0008): follow-ups due, and follow-ups completed, in a period,
         # with every column their rates and the unreachable count read.
         Index(
             "ix_followups_due_in",

@@ -8,8 +8,8 @@ INCLUDE column, json having no b-tree order), the follow-ups due or completed in
 everything their rates and the unreachable count look at, and the cases reported in a period with
 every case indicator's column. Each replaces an index it begins with.
 
-Revision ID: 0007
-Revises: 0006
+Revision ID: 0008
+Revises: 0007
 Create Date: 2026-11-26
 """
 
@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from alembic import op
 
-revision = "0007"
-down_revision = "0006"
+revision = "0008"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
