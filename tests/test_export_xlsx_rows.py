@@ -1,0 +1,50 @@
+"""The xlsx export serializes rows itself: what a spreadsheet reads back is what openpyxl's own
+write-only worksheet would have written for the same values."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from openpyxl import Workbook, load_workbook
+
+from bot.services.export import XlsxWriter
+
+ROWS: list[list[Any]] = [
+    [1, "plain", None, True, False, datetime(2026, 11, 23, 10, 0), 2.5],
+    [None, "a & b < c > d", "  spaced  ", "line\nbreak", "carriage\r\nreturn", datetime(1900, 1, 15, 6, 30)],
+    ["中文 · 🔧", "tab\tinside", "x" * 40_000, -7, 10**15, datetime(2026, 1, 1, 0, 0, 0, 500_000)],
+    ["+86 138", "#N/A", "'quoted", "<t>not a tag</t>", None, None, None],
+]
+
+
+def read(path: Path) -> list[tuple[Any, ...]]:
+    rows = load_workbook(path, read_only=True)["Sheet"].iter_rows(values_only=True)
+    return [tuple(v for v in row) for row in rows]
+
+
+def test_rows_read_back_as_openpyxl_would_have_written_them(tmp_path: Path) -> None:
+    ours = XlsxWriter(tmp_path / "ours.xlsx")
+    ours.sheet("s", "Sheet", ["A", "B", "C", "D", "E", "F", "G"])
+    for row in ROWS:
+        ours.row(row)
+    ours.close()
+
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("Sheet")
+    sheet.append(["A", "B", "C", "D", "E", "F", "G"])
+    for row in ROWS:
+        sheet.append(row)
+    book.save(tmp_path / "openpyxl.xlsx")
+
+    assert read(tmp_path / "ours.xlsx") == read(tmp_path / "openpyxl.xlsx")
+
+
+def test_text_openpyxl_would_refuse_or_run_is_kept_as_words(tmp_path: Path) -> None:
+    ours = XlsxWriter(tmp_path / "ours.xlsx")
+    ours.sheet("s", "Sheet", ["Said"])
+    ours.row(['=HYPERLINK("http://x")'])
+    ours.row(["bell\x07 and nul\x00 dropped"])
+    ours.close()
+    assert read(tmp_path / "ours.xlsx")[1:] == [('=HYPERLINK("http://x")',), ("bell and nul dropped",)]
