@@ -48,3 +48,16 @@ def test_text_openpyxl_would_refuse_or_run_is_kept_as_words(tmp_path: Path) -> N
     ours.row(["bell\x07 and nul\x00 dropped"])
     ours.close()
     assert read(tmp_path / "ours.xlsx")[1:] == [('=HYPERLINK("http://x")',), ("bell and nul dropped",)]
+
+
+async def test_answers_read_the_same_on_either_database(database_url: str, tmp_path: Path) -> None:
+    """Answers are read as their JSON text, cast in SQL (the drivers would otherwise decode it, or not)."""
+    from tests.test_export import PAYMENTS_EN, POST_REPAIR_EN, export, fill, sheet
+
+    await fill(database_url)
+    await export(database_url, tmp_path / "out.xlsx", locale="en")
+    v1, v2, phoned = sheet(tmp_path / "out.xlsx", "Survey answers")
+    assert (v1[PAYMENTS_EN], v2[PAYMENTS_EN]) == ("Yes", "Partly (some cards or channels fail)")
+    assert v1["🔧 Repair report · Contact phone"] == "138****5678"
+    assert v1["🔧 Repair report · Description"] == "paper jams, call 139****5678"
+    assert phoned[f"{POST_REPAIR_EN} · Satisfaction"] == 4

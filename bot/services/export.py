@@ -12,6 +12,7 @@ since spreadsheets travel.
 from __future__ import annotations
 
 import csv
+import json
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, case, func, select
+from sqlalchemy import Select, Text, case, cast, func, select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 
@@ -234,7 +235,7 @@ class Export:
         self.t = Translator(options.locale)
         self.columns = AnswerColumns(forms)
         self._by_version: dict[tuple[str, int], tuple[str, dict[str, tuple[int, Form, Step]]]] = {}
-        self._described: dict[tuple[str, int, str, Any], Any] = {}
+        self._described: dict[tuple[str, int, str, str], Any] = {}
 
     async def counts(self) -> dict[str, int]:
         """How many rows each sheet will have: the progress bar's total."""
@@ -529,7 +530,8 @@ class Export:
             .order_by(Submission.id)
         )
         answers = self._submissions_filter(
-            select(Answer.submission_id, Answer.question_key, Answer.value)
+            # The JSON as text: most answers are one of a few choices, described from their text once.
+            select(Answer.submission_id, Answer.question_key, cast(Answer.value, Text))
             .join(Submission, Submission.id == Answer.submission_id)
             .where(Answer.value.is_not(None))
             .order_by(Answer.submission_id, Answer.id)
@@ -579,15 +581,21 @@ class Export:
             known = self._by_version[(form_key, version)] = (title, questions)
         return known
 
-    def answer(self, form: Form, step: Step, value: Any) -> Any:
-        """A stored answer as the form version it was given on describes it (choices worked out once)."""
-        if step.kind in (Kind.CHOICE, Kind.YES_NO) and isinstance(value, str | bool):
-            key = (form.key, form.version, step.key, value)
+    def answer(self, form: Form, step: Step, stored: str) -> Any:
+        """A stored answer (its JSON text) as the form version it was given on describes it; a choice,
+        a yes/no or a score is worked out once per value, not once per answer."""
+        if step.kind in _FEW_VALUES:
+            key = (form.key, form.version, step.key, stored)
             described = self._described.get(key)
             if described is None:
+                value = json.loads(stored)
                 described = self._described[key] = describe(self.t, form.key, step, value, self.options.full_phones)
             return described
-        return describe(self.t, form.key, step, value, self.options.full_phones)
+        return describe(self.t, form.key, step, json.loads(stored), self.options.full_phones)
+
+
+# Kinds whose answers take a handful of values: each value described once per export.
+_FEW_VALUES = frozenset((Kind.CHOICE, Kind.YES_NO, Kind.RATING, Kind.NPS))
 
 
 def describe(t: Translator, form_key: str, step: Step, value: Any, full_phones: bool) -> Any:
