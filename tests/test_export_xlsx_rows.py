@@ -45,9 +45,12 @@ def test_text_openpyxl_would_refuse_or_run_is_kept_as_words(tmp_path: Path) -> N
     ours = XlsxWriter(tmp_path / "ours.xlsx")
     ours.sheet("s", "Sheet", ["Said"])
     ours.row(['=HYPERLINK("http://x")'])
-    ours.row(["bell\x07 and nul\x00 dropped"])
+    ours.row(["bell\x07 and nul\x00 and a lone surrogate\ud800 dropped"])
     ours.close()
-    assert read(tmp_path / "ours.xlsx")[1:] == [('=HYPERLINK("http://x")',), ("bell and nul dropped",)]
+    assert read(tmp_path / "ours.xlsx")[1:] == [
+        ('=HYPERLINK("http://x")',),
+        ("bell and nul and a lone surrogate dropped",),
+    ]
 
 
 async def test_answers_read_the_same_on_either_database(database_url: str, tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ CHUNK = 5_000  # rows fetched from the database at a time
 _FORMULA_START = ("=", "@", "\t", "\r")
 _SIGNED_WORD = re.compile(r"^[+\-][^\d]")
 # What XML 1.0 (and so xlsx) cannot hold; Telegram text may carry it.
-_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+_ILLEGAL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 @dataclass(frozen=True)
