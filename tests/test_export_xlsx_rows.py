@@ -4,6 +4,7 @@ write-only worksheet would have written for the same values."""
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ ROWS: list[list[Any]] = [
     [None, "a & b < c > d", "  spaced  ", "line\nbreak", "carriage\r\nreturn", datetime(1900, 1, 15, 6, 30)],
     ["中文 · 🔧", "tab\tinside", "x" * 40_000, -7, 10**15, datetime(2026, 1, 1, 0, 0, 0, 500_000)],
     ["+86 138", "#N/A", "'quoted", "<t>not a tag</t>", None, None, None],
+    [Decimal("2.50"), float("nan"), 1e-7, 123456789.123, None, None, None],
 ]
 
 

@@ -18,6 +18,8 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
+from math import isfinite
 from pathlib import Path
 from typing import Any, Literal, Protocol
 from zoneinfo import ZoneInfo
@@ -132,9 +134,10 @@ class XlsxWriter:
                 add(f'<c r="{at}" t="n"><v>{value}</v></c>')
             elif kind is datetime:
                 add(f'<c r="{at}" s="{self._date_style}" t="n"><v>{self._day_number(value):.16g}</v></c>')
-            elif kind is float:
-                add(f'<c r="{at}" t="n"><v>{value:.16g}</v></c>')
-            else:
+            elif isinstance(value, int | float | Decimal):  # and their subclasses, as openpyxl takes them
+                if isfinite(value):  # openpyxl leaves NaN and infinities out too
+                    add(f'<c r="{at}" t="n"><v>{value:.16g}</v></c>')
+            else:  # a str subclass; the export makes no other kind of value
                 add(_inline_text(at, str(value)))
         add("</row>")
         self.sheet_now.append_xml("".join(cells))
