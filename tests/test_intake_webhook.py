@@ -210,7 +210,11 @@ async def test_a_burst_of_2000_webhook_updates_is_answered_once_each_and_forged_
             async with asyncio.timeout(BURST_BOUND):
                 await asyncio.gather(in_parallel([chat_job(c) for c in BURST_CHATS]), forger())
             took = asyncio.get_running_loop().time() - started
-        # Answers are sent before the webhook answers; give any late or repeated one the time to show.
+        # Replies leave after the webhook has answered, each chat's at its own pace: wait for them all,
+        # then give any late or repeated one the time to show.
+        await api.wait_for(
+            lambda: all(len(api.sent(chat)) >= PER_CHAT for chat in BURST_CHATS), 120.0, "every chat's replies"
+        )
         await asyncio.sleep(2.0)
 
     answered = Counter(message.chat_id for message in api.sent())

@@ -47,7 +47,12 @@ class UpdateWork:
     alert: bool = False  # show callback_text as an alert the presser must dismiss
 
     def say(self, chat_id: int, payload: Payload, purpose: str = "reply", **columns: Any) -> OutboxMessage:
-        """Queue a message; it is sent after the transaction commits, or never if it rolls back."""
+        """Queue a message; it is sent after the transaction commits, or never if it rolls back.
+
+        A message held for later (`not_before` ahead) is not handed over with the replies: the
+        delivery job sends it when its time comes.
+        """
+        later = columns.get("not_before") is not None and columns["not_before"] > self.now
         message = OutboxMessage(
             chat_id=chat_id,
             payload=payload,
@@ -55,7 +60,7 @@ class UpdateWork:
             status="pending",
             attempts=0,
             created_at=self.now,
-            **{**self.lease, **columns},
+            **({**columns} if later else {**self.lease, **columns}),
         )
         self.session.add(message)
         self.messages.append(message)
