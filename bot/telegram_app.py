@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
 from aiogram.exceptions import (
     AiogramError,
     ClientDecodeError,
@@ -236,8 +237,9 @@ class Poller:
     seen + 1 when none is): a killed process leaves its unfinished updates with Telegram, which hands them
     to the next one, and one that was handled after all is a no-op there (the processed-updates table).
     Telegram hands out at most 100 updates from the offset, so at most 100 are held here; UPDATES_IN_FLIGHT
-    of them are handled at once, the others wait for a slot in the order they came (the intake keeps each
-    chat's order on that).
+    of them are handled at once, the others wait for a slot in the order they came. A chat's updates go one
+    after another, each asking for a slot only once the chat's earlier one is done (the intake keeps that
+    order too): a chat whose update waits out a database outage holds one slot, and the other chats go on.
     """
 
     def __init__(
@@ -261,6 +263,7 @@ class Poller:
         self._stopping = asyncio.Event()
         self._progress = asyncio.Event()  # an update finished
         self._workflow: dict[str, Any] = {}
+        self._last_of_chat: dict[int, asyncio.Task[None]] = {}  # each chat's latest update in flight
 
     def stop(self) -> None:
         self._stopping.set()
@@ -350,12 +353,25 @@ class Poller:
         if update_id in self._running or update_id in self._finished:
             return  # handed out again because not yet confirmed: one task per update
         self._seen = max(self._seen, update_id)
-        task = asyncio.create_task(self._handle(update))
+        chat = _chat_of(update)
+        before = self._last_of_chat.get(chat) if chat is not None else None
+        task = asyncio.create_task(self._handle(update, before))
         self._running[update_id] = task
+        if chat is not None:
+            self._last_of_chat[chat] = task
+            task.add_done_callback(lambda done: self._forget_chat(chat, done))
 
-    async def _handle(self, update: Update) -> None:
+    def _forget_chat(self, chat: int, task: asyncio.Task[None]) -> None:
+        if self._last_of_chat.get(chat) is task:
+            del self._last_of_chat[chat]
+
+    async def _handle(self, update: Update, before: asyncio.Task[None] | None) -> None:
         update_id = update.update_id
         try:
+            if before is not None:
+                # The chat's earlier update first, and without a slot meanwhile: a chat that sent ten
+                # messages, or whose first one waits out a database outage, holds one slot, not ten.
+                await asyncio.wait({before})
             async with self._slots:
                 response = await self.dispatcher.feed_update(self.bot, update, **self._workflow)
                 if isinstance(response, TelegramMethod):
@@ -419,3 +435,12 @@ class Poller:
             with suppress(Exception):
                 # One update at most, none waited for: only the confirmation counts.
                 await asyncio.wait_for(self.bot.get_updates(offset=offset, limit=1, timeout=0), STOP_GRACE)
+
+
+def _chat_of(update: Update) -> int | None:
+    """The chat whose updates are handled one after another (the intake's order): where it was said, or who
+    pressed the button."""
+    context = UserContextMiddleware.resolve_event_context(update)
+    if context.chat is not None:
+        return context.chat.id
+    return context.user.id if context.user is not None else None
