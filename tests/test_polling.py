@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from aiogram import Bot, Dispatcher, Router
@@ -22,6 +23,7 @@ from aiogram.types import Message
 from bot.telegram_app import Poller
 from tests.fakes import FakeBotAPI
 from tests.fakes.wire import POLL_CONFLICT
+from tests.telegram_harness import STEP_TIMEOUT, spawn_bot, stop, telegram_settings
 
 TOKEN = "123456:TEST-token"
 SLOW, QUICK = 5101, 5102
@@ -127,3 +129,22 @@ async def test_a_conflict_on_get_updates_costs_one_log_line_and_polling_goes_on(
     lines = [r.getMessage() for r in caplog.records if r.name == "posbot" and r.levelno >= logging.WARNING]
     assert lines == [f"another bot instance or a webhook takes this bot's updates ({POLL_CONFLICT}); retrying"]
     assert handling.handled == Counter({"quick": 1})
+
+
+@pytest.mark.slow
+async def test_posbot_run_stops_on_sigterm_confirming_what_it_handled(
+    api: FakeBotAPI, sqlite_url: str, tmp_path: Path
+) -> None:
+    log = tmp_path / "bot.log"
+    process = await spawn_bot(api, telegram_settings(sqlite_url, api, staff_chat_id=None), log)
+    try:
+        api.user_sends_text(QUICK, "/help")
+        await api.wait_for(lambda: len(api.sent(QUICK)) == 1, timeout=STEP_TIMEOUT)
+    finally:
+        await stop(process)  # SIGTERM
+    assert process.returncode == 0, log.read_text(errors="replace")[-3000:]
+    text = log.read_text(errors="replace")
+    assert "received SIGTERM: stopping" in text
+    assert "polling stopped" in text
+    assert "Traceback" not in text
+    assert api.pending_updates == []  # the handled update was confirmed on the way out
