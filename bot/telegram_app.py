@@ -49,7 +49,7 @@ MERCHANT_MENU = ("repair", "complaint", "status", "cancel", "language", "help")
 POLLING_TIMEOUT = 10
 # Updates handled at once: one per connection the database pool gives (5, and 10 more under load). More would
 # only queue for a connection (and fail after the pool's 30 s wait) while each holds its objects in memory;
-# the rest wait at Telegram.
+# the rest (up to the 100 one getUpdates brings) wait unconfirmed, Telegram keeping them until handled.
 UPDATES_IN_FLIGHT = 15
 # While an update is being handled every getUpdates answers at once (that update is still unconfirmed, so
 # Telegram hands it out again): the poller asks again when one finishes, at most this often, and at the
