@@ -318,6 +318,7 @@ class Poller:
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             asked = loop.time()
+            self._progress.clear()  # an update that finishes from now on moves the offset of the next ask
             try:
                 updates = await self._unless_stopped(
                     self.bot.get_updates(
@@ -339,7 +340,6 @@ class Poller:
                 self._take(update)
             if self._running:
                 # Asking now would bring back the same updates at once: first let one finish.
-                self._progress.clear()
                 await self._unless_stopped(self._some_progress())
                 await asyncio.sleep(max(0.0, asked + REPOLL_GAP - loop.time()))
 
