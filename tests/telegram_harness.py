@@ -21,7 +21,7 @@ from bot.app import Core, build_core
 from bot.channels.telegram import TelegramMessenger
 from bot.clock import Clock
 from bot.config import Settings
-from bot.telegram_app import make_bot, make_dispatcher
+from bot.telegram_app import Poller, make_bot, make_dispatcher
 from tests.conftest import STAFF_CHAT
 from tests.fakes import FakeBotAPI
 
@@ -36,6 +36,7 @@ class RunningBot:
     bot: Bot
     dispatcher: Dispatcher
     task: asyncio.Task[Any]
+    poller: Poller
 
 
 def telegram_settings(database_url: str, api: FakeBotAPI, **overrides: Any) -> Settings:
@@ -93,15 +94,13 @@ async def running_bot(
     core = await build_core(settings, TelegramMessenger(bot, per_second=per_second), clock)
     dispatcher = make_dispatcher(core)
     polls = api.polls
-    task = asyncio.create_task(
-        dispatcher.start_polling(bot, polling_timeout=1, handle_signals=False, close_bot_session=False)
-    )
+    poller = Poller(bot, dispatcher, timeout=1)
+    task = asyncio.create_task(poller.run())
     try:
         await until_polling(api, polls, START_TIMEOUT, task)
-        yield RunningBot(core, bot, dispatcher, task)
+        yield RunningBot(core, bot, dispatcher, task, poller)
     finally:
-        with contextlib.suppress(RuntimeError):  # polling already ended
-            await dispatcher.stop_polling()
+        poller.stop()
         await asyncio.wait_for(task, timeout=START_TIMEOUT)
         await bot.session.close()
         await core.close()
